@@ -1,0 +1,62 @@
+"""The worker's message consumer, answering messages it cannot run.
+
+Celery logs an undecodable or unknown message with its body and, for some
+cases, leaves the caller waiting. This consumer logs the rejection without the
+body (it may hold secrets), acknowledges the message so it cannot loop, and,
+when the message names a call id, stores the JSON-RPC error for it so the
+caller gets ParseError (-32700), InvalidRequest (-32600) or MethodNotFound
+(-32601) at once instead of a timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.worker.consumer import Consumer as CeleryConsumer
+
+from .errors import InvalidRequest, MethodNotFound, ParseError, RemoteProcedureCallError
+
+logger = logging.getLogger(__name__)
+
+
+class Consumer(CeleryConsumer):  # type: ignore[misc]
+    """Celery's consumer with the rejections described in the module docstring."""
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        self._reject(message, ParseError(f"cannot decode message: {exc}"))
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        self._reject(message, InvalidRequest("message is not a task call (no task header)"))
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        name = _header(message, "task")
+        self._reject(message, MethodNotFound(f"method not found: {name!r}", data={"task": name}))
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self._reject(message, InvalidRequest(f"invalid call: {exc}"))
+
+    def _reject(self, message: Any, error: RemoteProcedureCallError) -> None:
+        call_id = _header(message, "id")
+        logger.warning(
+            "Rejected message %s (task %r, content type %r, queue %r): %s",
+            call_id,
+            _header(message, "task"),
+            getattr(message, "content_type", None),
+            (getattr(message, "delivery_info", None) or {}).get("routing_key"),
+            error,
+        )
+        try:
+            message.ack()
+        except Exception:  # noqa: BLE001 - the connection may be gone; it will be redelivered
+            logger.warning("Could not acknowledge rejected message %s", call_id, exc_info=True)
+        if isinstance(call_id, str) and call_id:
+            try:
+                self.app.backend.mark_as_failure(call_id, error)
+            except Exception:  # noqa: BLE001 - a rejection must never stop the consumer
+                logger.warning("Could not store the error for %s", call_id, exc_info=True)
+
+
+def _header(message: Any, name: str) -> Any:
+    headers = getattr(message, "headers", None)
+    return headers.get(name) if isinstance(headers, dict) else None

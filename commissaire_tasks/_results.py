@@ -1,0 +1,79 @@
+"""Failures stored as JSON-RPC error objects, rebuilt as the right exception.
+
+Celery stores a failure as ``{exc_type, exc_module, exc_message}``; the result
+backends of our apps add ``error``: the JSON-RPC error object ``{code, message,
+data}``. Plain Celery clients still read the first three keys; ours rebuild the
+exception from ``error`` through the allow-list in :mod:`commissaire_tasks.errors`,
+so ``.get()`` raises ``NotImplementedError`` for a ``NotImplementedError`` and a
+``StorageLookupError`` with its code and data for a ``StorageLookupError``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from celery.backends.base import Backend
+from celery.exceptions import NotRegistered, TimeLimitExceeded, WorkerLostError
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.result import AsyncResult
+
+from .errors import CallTimeout, InternalError, MethodNotFound, error_from_jsonrpc, jsonrpc_error
+
+#: Celery's own failures, as the JSON-RPC errors a caller should see.
+_CELERY_FAILURES: dict[type[BaseException], type[Exception]] = {
+    NotRegistered: MethodNotFound,
+    WorkerLostError: InternalError,
+    TimeLimitExceeded: InternalError,
+}
+
+
+def failure_as_jsonrpc(exc: BaseException) -> dict[str, Any]:
+    """The JSON-RPC error object for an exception raised while serving a call."""
+    for celery_type, error_type in _CELERY_FAILURES.items():
+        if isinstance(exc, celery_type):
+            detail = f"method not found: {exc}" if error_type is MethodNotFound else str(exc)
+            error = jsonrpc_error(error_type(detail))
+            error["data"]["exception"] = type(exc).__name__
+            return error
+    return jsonrpc_error(exc)
+
+
+class JsonRpcFailures:
+    """Mixin for a Celery result backend class; see the module docstring."""
+
+    def prepare_exception(self, exc: BaseException, serializer: str | None = None) -> Any:
+        prepared = super().prepare_exception(exc, serializer)  # type: ignore[misc]
+        if isinstance(prepared, dict):
+            prepared["error"] = failure_as_jsonrpc(exc)
+        return prepared
+
+    def exception_to_python(self, exc: Any) -> Any:
+        if isinstance(exc, dict) and isinstance(exc.get("error"), dict):
+            return error_from_jsonrpc(exc["error"])
+        return super().exception_to_python(exc)  # type: ignore[misc]
+
+
+@cache
+def with_jsonrpc_failures(backend_cls: type[Backend]) -> type[Backend]:
+    """``backend_cls`` with :class:`JsonRpcFailures` mixed in (one class per backend type)."""
+    return type(backend_cls.__name__, (JsonRpcFailures, backend_cls), {})
+
+
+class BoundedResult(AsyncResult):  # type: ignore[misc]
+    """An AsyncResult whose ``get()`` never waits forever.
+
+    Without a timeout it waits the app's ``call_timeout_s``; when the time is up
+    it raises :class:`~commissaire_tasks.errors.CallTimeout` naming the routing key.
+    """
+
+    #: The routing key the call was sent to, when known.
+    routing_key: str | None = None
+
+    def get(self, timeout: float | None = None, *args: Any, **kwargs: Any) -> Any:
+        if timeout is None:
+            timeout = self.app.settings.call_timeout_s
+        try:
+            return super().get(timeout, *args, **kwargs)
+        except CeleryTimeoutError:
+            raise CallTimeout(self.routing_key or self.name or self.id, timeout) from None

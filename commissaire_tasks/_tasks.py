@@ -1,0 +1,128 @@
+"""One Celery task per exposed method and queue, each a plain function.
+
+The task looks up this process's instance of the service (created lazily, after
+the prefork) and calls the ``on_<method>`` with a :class:`Message` first. Wrong
+parameters are refused before the method runs, with
+:class:`~commissaire_tasks.errors.InvalidParams`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from celery import Celery, Task
+
+from ._registry import ServiceSpec
+from .errors import InvalidParams
+from .message import Message
+from .routing import QueueSpec
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceTask(Task):  # type: ignore[misc]
+    """Base of every task that runs a service method."""
+
+    #: Tasks are acknowledged after they ran, and requeued when their process dies,
+    #: so a killed worker loses no call (see README, "Guarantees").
+    acks_late = True
+    reject_on_worker_lost = True
+    #: Where the method lives, for introspection (Flower, status).
+    service_name: str = ""
+    method_name: str = ""
+    queue_name: str = ""
+
+
+class _Instances:
+    """This process's instance of each service class, built on first use."""
+
+    def __init__(self) -> None:
+        self._instances: dict[type[Any], Any] = {}
+        self._options: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def configure(self, **options: Any) -> None:
+        """Set the constructor arguments services get in this process (and its children)."""
+        with self._lock:
+            self._options = {k: v for k, v in options.items() if v is not None}
+            self._instances.clear()
+
+    def use(self, instance: Any) -> None:
+        """Serve calls to ``type(instance)`` with this very instance (``Service.run()``)."""
+        with self._lock:
+            self._instances[type(instance)] = instance
+
+    def get(self, cls: type[Any]) -> Any:
+        instance = self._instances.get(cls)
+        if instance is None:
+            with self._lock:
+                instance = self._instances.get(cls)
+                if instance is None:
+                    instance = cls(**self._options)
+                    self._instances[cls] = instance
+        return instance
+
+
+#: The service instances of this process.
+instances = _Instances()
+
+
+def install_service(app: Celery, spec: ServiceSpec, queue: QueueSpec) -> list[str]:
+    """Register on ``app`` one task per exposed method of ``spec`` reached through ``queue``."""
+    names = []
+    for method, attribute in spec.methods.items():
+        name = queue.task_name(method)
+        if name not in app.tasks:
+            runner = _make_runner(spec.cls, method, attribute, queue.name)
+            app.task(
+                name=name,
+                bind=True,
+                base=ServiceTask,
+                shared=False,
+                service_name=spec.name,
+                method_name=method,
+                queue_name=queue.name,
+            )(runner)
+        names.append(name)
+    return names
+
+
+def _make_runner(cls: type[Any], method: str, attribute: str, queue: str) -> Callable[..., Any]:
+    function = getattr(cls, attribute)
+    check_params = _param_checker(function, f"{cls.__name__}.{attribute}")
+
+    def run(task: Task, *args: Any, **kwargs: Any) -> Any:
+        service = instances.get(cls)
+        message = Message.from_task(task, method, queue)
+        check_params(service, message, args, kwargs)
+        return getattr(service, attribute)(message, *args, **kwargs)
+
+    run.__name__ = f"{cls.__name__}_{attribute}"
+    run.__qualname__ = f"{cls.__qualname__}.{attribute}"
+    run.__doc__ = function.__doc__
+    return run
+
+
+def _param_checker(
+    function: Callable[..., Any], label: str
+) -> Callable[[Any, Message, tuple[Any, ...], Mapping[str, Any]], None]:
+    signature = inspect.signature(function)
+
+    def check(service: Any, message: Message, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        try:
+            signature.bind(service, message, *args, **kwargs)
+        except TypeError as exc:
+            raise InvalidParams(
+                f"{label}: {exc}", data={"params": _describe(args, kwargs)}
+            ) from None
+
+    return check
+
+
+def _describe(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Name the parameters a call got, without their values (they may be secret)."""
+    return {"positional": len(args), "keyword": sorted(kwargs)}

@@ -1,0 +1,166 @@
+"""Calling services by routing key, from any process, without importing their code.
+
+>>> from commissaire_tasks import bus
+>>> bus.call("simple.add", 1, 2)            # positional parameters
+3
+>>> bus.call("simple.add", x=1, y=2)        # keyword parameters
+3
+>>> bus.send("simple.add", 1, 2).get()      # a Celery AsyncResult
+3
+>>> bus.notify("simple.add", 1, 2)          # fire and forget
+
+Every waiting call has a timeout (``Settings.call_timeout_s`` unless given) and
+raises :class:`~commissaire_tasks.errors.CallTimeout` naming the routing key.
+Inside a worker, a call to a method that this very worker serves runs in-process
+(same code, same errors, no broker round trip), so a service calling itself never
+deadlocks, even with one worker process.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from celery._state import get_current_worker_task
+from kombu.exceptions import OperationalError
+
+from ._results import BoundedResult, failure_as_jsonrpc
+from .app import CommissaireCelery, default_app
+from .errors import BrokerUnavailable, PayloadTooLarge, error_from_jsonrpc
+
+__all__ = ["Bus", "call", "send", "notify", "request"]
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+
+class Bus:
+    """Sends calls through one app (the environment's default app when none is given)."""
+
+    def __init__(self, app: CommissaireCelery | None = None) -> None:
+        self._app = app
+
+    @property
+    def app(self) -> CommissaireCelery:
+        return self._app if self._app is not None else default_app()
+
+    def send(self, routing_key: str, *args: Any, params: Params = None, **kwargs: Any) -> Any:
+        """Publish a call and return its AsyncResult (``.get()`` is bounded by the timeout)."""
+        return self._publish(routing_key, *_merge(args, params, kwargs))
+
+    def call(
+        self,
+        routing_key: str,
+        *args: Any,
+        params: Params = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call a method and return its result, or raise the error it raised."""
+        args, kwargs = _merge(args, params, kwargs)
+        return self._call(routing_key, args, kwargs, timeout, str(uuid.uuid4()))
+
+    def notify(self, routing_key: str, *args: Any, params: Params = None, **kwargs: Any) -> None:
+        """Send a call without waiting; its result is not stored."""
+        self._publish(routing_key, *_merge(args, params, kwargs), ignore_result=True)
+
+    def request(
+        self, routing_key: str, params: Params = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Call and return a JSON-RPC response ``{"jsonrpc": "2.0", "id", "result"}``."""
+        call_id = str(uuid.uuid4())
+        result = self._call(routing_key, *_merge((), params, {}), timeout, call_id)
+        return {"jsonrpc": "2.0", "id": call_id, "result": result}
+
+    def _call(
+        self,
+        routing_key: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        timeout: float | None,
+        call_id: str,
+    ) -> Any:
+        local = self._local_task(routing_key)
+        if local is not None:
+            return _run_inline(local, routing_key, args, kwargs, call_id)
+        result = self._publish(routing_key, args, kwargs, task_id=call_id)
+        inside_task = get_current_worker_task() is not None
+        return self._wait(result, timeout, disable_sync_subtasks=not inside_task)
+
+    def _publish(
+        self,
+        routing_key: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        **options: Any,
+    ) -> BoundedResult:
+        app = self.app
+        _check_size(routing_key, args, kwargs, app.settings.max_payload_bytes)
+        try:
+            result = app.send_task(routing_key, args=list(args), kwargs=dict(kwargs), **options)
+        except OperationalError as exc:
+            raise BrokerUnavailable(routing_key, str(exc)) from exc
+        result.routing_key = routing_key
+        return result  # type: ignore[no-any-return]
+
+    def _wait(self, result: BoundedResult, timeout: float | None, **options: Any) -> Any:
+        try:
+            return result.get(timeout=timeout, **options)
+        except (OperationalError, ConnectionError) as exc:
+            raise BrokerUnavailable(result.routing_key or result.id, str(exc)) from exc
+
+    def _local_task(self, routing_key: str) -> Any:
+        """The task for ``routing_key`` if this worker process serves it, else None."""
+        current = get_current_worker_task()
+        if current is None:
+            return None
+        worker_app = current._get_app()
+        task = worker_app.tasks.get(routing_key)
+        queue = getattr(task, "queue_name", None)
+        if task is None or queue is None:
+            return None
+        consumed = worker_app.amqp.queues.consume_from
+        return task if consumed is None or queue in consumed else None
+
+
+def _run_inline(
+    task: Any, routing_key: str, args: Sequence[Any], kwargs: Mapping[str, Any], call_id: str
+) -> Any:
+    outcome = task.apply(
+        args=list(args), kwargs=dict(kwargs), task_id=call_id, routing_key=routing_key
+    )
+    if outcome.failed():
+        raise error_from_jsonrpc(failure_as_jsonrpc(outcome.result))
+    return outcome.result
+
+
+def _merge(
+    args: Sequence[Any], params: Params, kwargs: Mapping[str, Any]
+) -> tuple[Sequence[Any], Mapping[str, Any]]:
+    """JSON-RPC parameters come as a list (positional) or an object (keyword)."""
+    if params is None:
+        return args, kwargs
+    if args or kwargs:
+        raise TypeError("give parameters either as params= or as arguments, not both")
+    if isinstance(params, Mapping):
+        return (), params
+    if isinstance(params, (list, tuple)):
+        return params, {}
+    raise TypeError(f"params must be a list or a dict, not {type(params).__name__}")
+
+
+def _check_size(routing_key: str, args: Any, kwargs: Any, limit: int) -> None:
+    size = len(json.dumps([args, kwargs], separators=(",", ":"), default=str))
+    if size > limit:
+        raise PayloadTooLarge(
+            f"parameters of {routing_key!r} are {size} bytes, over the {limit}-byte limit",
+            data={"size": size, "limit": limit},
+        )
+
+
+_default_bus = Bus()
+call = _default_bus.call
+send = _default_bus.send
+notify = _default_bus.notify
+request = _default_bus.request

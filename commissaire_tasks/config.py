@@ -1,0 +1,145 @@
+"""Settings: where the broker is, how calls are routed and how long callers wait.
+
+Settings come from the environment (``COMMISSAIRE_*``) and are frozen: code that
+needs a different value builds a new object with :meth:`Settings.replace`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+#: Environment variable names.
+ENV_BROKER_URL = "COMMISSAIRE_BROKER_URL"
+ENV_RESULT_BACKEND = "COMMISSAIRE_RESULT_BACKEND"
+ENV_EXCHANGE = "COMMISSAIRE_EXCHANGE"
+ENV_CALL_TIMEOUT = "COMMISSAIRE_CALL_TIMEOUT"
+ENV_QUEUES = "COMMISSAIRE_QUEUES"
+ENV_CONFIG_FILE = "COMMISSAIRE_CONFIG_FILE"
+ENV_MAX_PAYLOAD = "COMMISSAIRE_MAX_PAYLOAD_BYTES"
+ENV_VISIBILITY_TIMEOUT = "COMMISSAIRE_VISIBILITY_TIMEOUT"
+ENV_RESULT_EXPIRES = "COMMISSAIRE_RESULT_EXPIRES"
+
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_EXCHANGE = "commissaire"
+#: Seconds a waiting call waits for its answer before raising CallTimeout.
+DEFAULT_CALL_TIMEOUT_S = 30.0
+#: Largest encoded parameter payload a call may carry, in bytes.
+DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+#: Seconds before Redis hands an unacknowledged message to another worker.
+DEFAULT_VISIBILITY_TIMEOUT_S = 1800
+#: Seconds a stored result lives in the result backend.
+DEFAULT_RESULT_EXPIRES_S = 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a bus client or worker needs to know, frozen.
+
+    Attributes:
+        broker_url: Broker URL (Redis or AMQP).
+        result_backend: Result backend URL; the broker when it is Redis, else ``rpc://``.
+        exchange: Name of the topic exchange every call is published to.
+        call_timeout_s: Default seconds a waiting call waits.
+        queues: Extra queue definitions (kombu Queue keyword dicts) callers may route to.
+        config_file: JSON file a service reads its own options from.
+        max_payload_bytes: Largest encoded parameters a call may carry.
+        visibility_timeout_s: Seconds before Redis redelivers an unacknowledged message.
+        result_expires_s: Seconds a result stays in the backend.
+    """
+
+    broker_url: str = DEFAULT_BROKER_URL
+    result_backend: str | None = None
+    exchange: str = DEFAULT_EXCHANGE
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    queues: tuple[Mapping[str, Any], ...] = ()
+    config_file: str | None = None
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
+    result_expires_s: int = DEFAULT_RESULT_EXPIRES_S
+
+    @property
+    def backend_url(self) -> str:
+        """The result backend actually used."""
+        if self.result_backend:
+            return self.result_backend
+        if self.broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+            return self.broker_url
+        return "rpc://"
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` applied; ``None`` values are ignored."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``COMMISSAIRE_*`` environment variables."""
+    env = os.environ if environ is None else environ
+    return Settings(
+        broker_url=env.get(ENV_BROKER_URL) or DEFAULT_BROKER_URL,
+        result_backend=env.get(ENV_RESULT_BACKEND) or None,
+        exchange=env.get(ENV_EXCHANGE) or DEFAULT_EXCHANGE,
+        call_timeout_s=_number(env, ENV_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT_S, float),
+        queues=_queues(env.get(ENV_QUEUES)),
+        config_file=env.get(ENV_CONFIG_FILE) or None,
+        max_payload_bytes=_number(env, ENV_MAX_PAYLOAD, DEFAULT_MAX_PAYLOAD_BYTES, int),
+        visibility_timeout_s=_number(
+            env, ENV_VISIBILITY_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT_S, int
+        ),
+        result_expires_s=_number(env, ENV_RESULT_EXPIRES, DEFAULT_RESULT_EXPIRES_S, int),
+    )
+
+
+def read_config_file(path: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """Read a service's JSON config file; ``None`` gives an empty config."""
+    if path is None:
+        return {}
+    try:
+        config = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {str(path)!r}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"config file {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigurationError(f"config file {str(path)!r} must hold a JSON object")
+    return config
+
+
+def add_service_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the options every service command takes, as the original did."""
+    parser.add_argument("--config-file", help="JSON file with the service's options")
+    parser.add_argument("--bus-exchange", help=f"topic exchange (default {DEFAULT_EXCHANGE!r})")
+    parser.add_argument("--bus-uri", help="broker URL (default $" + ENV_BROKER_URL + ")")
+    return parser
+
+
+def _number(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}={raw!r} is not a {kind.__name__}") from exc
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _queues(raw: str | None) -> tuple[Mapping[str, Any], ...]:
+    if not raw:
+        return ()
+    try:
+        queues = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{ENV_QUEUES} is not valid JSON: {exc}") from exc
+    if not isinstance(queues, list) or not all(isinstance(q, dict) for q in queues):
+        raise ConfigurationError(f"{ENV_QUEUES} must be a JSON list of queue objects")
+    return tuple(queues)

@@ -1,0 +1,116 @@
+"""Routing keys, queues and the rule that maps one to the other.
+
+A call is addressed by a routing key ``<prefix>.<method>`` on a topic exchange.
+A queue is bound with ``<prefix>.*``, so the last segment names the method and
+the task that runs it is named after the routing key itself: ``simple.add`` runs
+``SimpleService.on_add`` from queue ``simple``; with ``qkwargs`` binding queue
+``my_queue`` to ``queues.my_queue.*``, ``queues.my_queue.ping`` runs ``on_ping``.
+
+Kombu's topic exchange drops a message that matches no binding, so callers never
+publish to a routing key no known queue is bound to: :class:`Router` raises
+:class:`~commissaire_tasks.errors.NoRouteError` first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from .errors import ConfigurationError, NoRouteError
+
+#: A service name, a queue name and each routing key segment.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue and the routing key prefix bound to it (binding ``<prefix>.*``)."""
+
+    name: str
+    prefix: str
+
+    @property
+    def binding(self) -> str:
+        return f"{self.prefix}.*"
+
+    @classmethod
+    def default_for(cls, service_name: str) -> QueueSpec:
+        """The queue a service uses unless told otherwise: its name, bound with ``<name>.*``."""
+        return cls(name=service_name, prefix=service_name)
+
+    @classmethod
+    def from_kwargs(cls, qkwargs: Mapping[str, Any]) -> QueueSpec:
+        """Build from a kombu Queue keyword dict as the original took (``name``, ``routing_key``)."""
+        name = qkwargs.get("name")
+        binding = qkwargs.get("routing_key") or (f"{name}.*" if name else None)
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"queue definition {dict(qkwargs)!r} needs a 'name'")
+        if not isinstance(binding, str) or not binding.endswith(".*"):
+            raise ConfigurationError(
+                f"queue {name!r}: routing_key must look like '<prefix>.*', got {binding!r}"
+            )
+        prefix = binding[:-2]
+        if not prefix or not all(_SEGMENT.match(s) for s in prefix.split(".")):
+            raise ConfigurationError(f"queue {name!r}: bad routing key prefix {prefix!r}")
+        return cls(name=name, prefix=prefix)
+
+    def task_name(self, method: str) -> str:
+        """The task (and routing key) that runs ``method`` through this queue."""
+        return f"{self.prefix}.{method}"
+
+    def to_kombu(self, exchange: str) -> Queue:
+        return _kombu_queue(self.name, self.binding, exchange)
+
+
+@lru_cache(maxsize=1024)
+def _kombu_queue(name: str, binding: str, exchange: str) -> Queue:
+    return Queue(name, Exchange(exchange, type="topic", durable=True), routing_key=binding)
+
+
+def split_routing_key(routing_key: str) -> tuple[str, str]:
+    """Split ``<prefix>.<method>`` into its prefix and method, or raise NoRouteError."""
+    if not isinstance(routing_key, str):
+        raise NoRouteError(repr(routing_key), "a routing key must be a string")
+    prefix, _, method = routing_key.rpartition(".")
+    if not prefix or not method or not all(_SEGMENT.match(s) for s in routing_key.split(".")):
+        raise NoRouteError(routing_key, "expected '<service>.<method>'")
+    return prefix, method
+
+
+class Router:
+    """Finds the queue a routing key reaches, from the queues the caller knows.
+
+    Known queues are the default queue of every service name (a two-segment key
+    ``<service>.<method>`` always reaches queue ``<service>``, even before a worker
+    of it has run) plus explicitly configured queue definitions.
+    """
+
+    def __init__(self, queues: Iterable[QueueSpec] = ()) -> None:
+        self._by_prefix: dict[str, QueueSpec] = {}
+        for spec in queues:
+            self.add(spec)
+
+    def add(self, spec: QueueSpec) -> None:
+        known = self._by_prefix.get(spec.prefix)
+        if known is not None and known != spec:
+            raise ConfigurationError(
+                f"routing key prefix {spec.prefix!r} is bound to both {known.name!r} "
+                f"and {spec.name!r}"
+            )
+        self._by_prefix[spec.prefix] = spec
+
+    def route(self, routing_key: str) -> QueueSpec:
+        """Return the queue ``routing_key`` reaches; raise NoRouteError if none is bound."""
+        prefix, _ = split_routing_key(routing_key)
+        spec = self._by_prefix.get(prefix)
+        if spec is not None:
+            return spec
+        if NAME_PATTERN.match(prefix):
+            return QueueSpec.default_for(prefix)
+        raise NoRouteError(routing_key, "configure its queue (COMMISSAIRE_QUEUES or qkwargs)")

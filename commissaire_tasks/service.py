@@ -1,0 +1,146 @@
+"""CommissaireService: subclass it, define ``on_<method>``, and each method is a task.
+
+::
+
+    class SimpleService(CommissaireService):
+        def on_add(self, message, x, y):
+            return x + y
+
+registers the Celery task ``simple.add`` served from queue ``simple`` (bound with
+``simple.*`` on the ``commissaire`` topic exchange). ``SimpleService.add`` is
+that task, so ``SimpleService.add.delay(1, 2).get()`` works from any app that
+imports the class; apps that do not import it use :mod:`commissaire_tasks.bus`.
+
+The class is tagged, not wrapped: ``on_*`` methods stay plain methods that tests
+call directly with a stand-in message (:mod:`commissaire_tasks.testing`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from ._registry import EXPOSED_PREFIX, ServiceSpec, registry
+from .bus import Bus, Params
+from .config import read_config_file
+from .errors import ServiceDefinitionError
+from .routing import NAME_PATTERN
+
+__all__ = ["CommissaireService", "service_name_for"]
+
+
+def service_name_for(class_name: str) -> str:
+    """``SimpleService`` -> ``simple``, ``MyService`` -> ``my``, ``HTTPProxy`` -> ``http_proxy``."""
+    base = class_name[: -len("Service")] if class_name.endswith("Service") else class_name
+    base = base or class_name
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base)
+    return words.lower()
+
+
+class _TaskHandle:
+    """Class attribute ``Service.<method>``: the method's task on the default app."""
+
+    def __init__(self, task_name: str) -> None:
+        self.task_name = task_name
+
+    def __get__(self, instance: Any, owner: type[Any] | None = None) -> Any:
+        from .app import default_app
+
+        return default_app().tasks[self.task_name]
+
+
+class CommissaireService:
+    """Base class of every service; see the module docstring.
+
+    Attributes:
+        name: The service name (task prefix and default queue). Defaults to the
+            class name in snake_case without a trailing ``Service``.
+        abstract: Set to True on a base class that is not a service itself.
+        config: The service's options, read from ``config_file``.
+    """
+
+    name: ClassVar[str] = ""
+    abstract: ClassVar[bool] = True
+    #: Methods exposed on the bus: method name -> ``on_<method>`` attribute.
+    __exposed__: ClassVar[Mapping[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return
+        cls.abstract = False
+        cls.name = cls.__dict__.get("name") or service_name_for(cls.__name__)
+        if not isinstance(cls.name, str) or not NAME_PATTERN.match(cls.name):
+            raise ServiceDefinitionError(
+                f"{cls.__qualname__}: service name {cls.name!r} must match {NAME_PATTERN.pattern}"
+            )
+        cls.__exposed__ = _exposed_methods(cls)
+        for method in cls.__exposed__:
+            _attach_handle(cls, method)
+        registry.register(ServiceSpec(name=cls.name, cls=cls, methods=cls.__exposed__))
+
+    def __init__(
+        self,
+        exchange_name: str | None = None,
+        connection_url: str | None = None,
+        qkwargs: Sequence[Mapping[str, Any]] | None = None,
+        config_file: str | None = None,
+        bus: Bus | None = None,
+    ) -> None:
+        self.exchange_name = exchange_name
+        self.connection_url = connection_url
+        self.qkwargs = list(qkwargs or [])
+        self.config_file = config_file
+        self.config: dict[str, Any] = read_config_file(config_file)
+        self.bus = bus if bus is not None else _bus_for(exchange_name, connection_url)
+
+    def request(
+        self, routing_key: str, params: Params = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Call a method over the bus; return ``{"jsonrpc": "2.0", "id", "result"}``."""
+        return self.bus.request(routing_key, params=params, timeout=timeout)
+
+    def notify(self, routing_key: str, params: Params = None) -> None:
+        """Send a call over the bus without waiting for it."""
+        self.bus.notify(routing_key, params=params)
+
+    def run(self, loglevel: str = "INFO") -> int:
+        """Serve this service in one foreground process (solo pool), for debugging."""
+        from .worker import run_service
+
+        return run_service(self, loglevel=loglevel)
+
+
+def _exposed_methods(cls: type[CommissaireService]) -> dict[str, str]:
+    exposed = {}
+    for attribute in dir(cls):
+        if attribute.startswith(EXPOSED_PREFIX) and callable(getattr(cls, attribute)):
+            method = attribute[len(EXPOSED_PREFIX) :]
+            if not NAME_PATTERN.match(method):
+                raise ServiceDefinitionError(
+                    f"{cls.__qualname__}.{attribute}: {method!r} is not a valid method name"
+                )
+            exposed[method] = attribute
+    return exposed
+
+
+def _attach_handle(cls: type[CommissaireService], method: str) -> None:
+    existing = getattr(cls, method, None)
+    if existing is not None and not isinstance(cls.__dict__.get(method), _TaskHandle):
+        if not any(isinstance(k.__dict__.get(method), _TaskHandle) for k in cls.__mro__):
+            raise ServiceDefinitionError(
+                f"{cls.__qualname__}: on_{method} would hide attribute {method!r}; rename one"
+            )
+    setattr(cls, method, _TaskHandle(f"{cls.name}.{method}"))
+
+
+def _bus_for(exchange_name: str | None, connection_url: str | None) -> Bus:
+    """The default bus, or one bound to the given broker and exchange."""
+    if exchange_name is None and connection_url is None:
+        return Bus()
+    from .app import create_app
+    from .config import load_settings
+
+    settings = load_settings().replace(exchange=exchange_name, broker_url=connection_url)
+    return Bus(create_app(settings, services=()))
