@@ -103,6 +103,9 @@ class _ServiceInstaller:
         install_service(self.app, spec, spec.default_queue)
         if self.host_all or spec.cls in self.hosted:
             host_queue(self.app, spec.default_queue)
+        for queue in _configured(self.app.settings):
+            if queue.service == spec.name:
+                install_service(self.app, spec, queue)
 
 
 def host_queue(app: CommissaireCelery, queue: QueueSpec) -> None:

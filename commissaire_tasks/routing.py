@@ -30,10 +30,15 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 
 @dataclass(frozen=True)
 class QueueSpec:
-    """A queue and the routing key prefix bound to it (binding ``<prefix>.*``)."""
+    """A queue and the routing key prefix bound to it (binding ``<prefix>.*``).
+
+    ``service`` names the service a worker serves from this queue; callers do not
+    need it, ``celery -A commissaire_tasks worker`` does for configured queues.
+    """
 
     name: str
     prefix: str
+    service: str | None = None
 
     @property
     def binding(self) -> str:
@@ -46,8 +51,12 @@ class QueueSpec:
 
     @classmethod
     def from_kwargs(cls, qkwargs: Mapping[str, Any]) -> QueueSpec:
-        """Build from a kombu Queue keyword dict as the original took (``name``, ``routing_key``)."""
+        """Build from a kombu Queue keyword dict as the original took (``name``, ``routing_key``).
+
+        An optional ``service`` key names the service served from the queue.
+        """
         name = qkwargs.get("name")
+        service = qkwargs.get("service")
         binding = qkwargs.get("routing_key") or (f"{name}.*" if name else None)
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"queue definition {dict(qkwargs)!r} needs a 'name'")
@@ -58,7 +67,9 @@ class QueueSpec:
         prefix = binding[:-2]
         if not prefix or not all(_SEGMENT.match(s) for s in prefix.split(".")):
             raise ConfigurationError(f"queue {name!r}: bad routing key prefix {prefix!r}")
-        return cls(name=name, prefix=prefix)
+        if service is not None and not (isinstance(service, str) and NAME_PATTERN.match(service)):
+            raise ConfigurationError(f"queue {name!r}: bad service name {service!r}")
+        return cls(name=name, prefix=prefix, service=service)
 
     def task_name(self, method: str) -> str:
         """The task (and routing key) that runs ``method`` through this queue."""

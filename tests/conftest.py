@@ -1,0 +1,59 @@
+"""Test session setup: a private Redis for the whole session, named in the environment.
+
+The server starts before test modules are imported, so every app created while
+importing (``workers.simple.app``, the default app) points at it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from commissaire_tasks.testing import RedisServer
+
+_SESSION_REDIS: RedisServer | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _SESSION_REDIS
+    _SESSION_REDIS = RedisServer().start()
+    os.environ["COMMISSAIRE_BROKER_URL"] = _SESSION_REDIS.url
+    os.environ.pop("COMMISSAIRE_RESULT_BACKEND", None)
+    os.environ.setdefault("COMMISSAIRE_CALL_TIMEOUT", "20")
+    os.environ.setdefault("COMMISSAIRE_SECRETS_KEY", "8c4cOlEihStQz1A0l7Q8a6BJIf9uXiL4v7zE2bkZp2s=")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SESSION_REDIS is not None:
+        _SESSION_REDIS.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The session's Redis (started in pytest_configure)."""
+    assert _SESSION_REDIS is not None
+    yield _SESSION_REDIS
+
+
+@pytest.fixture
+def unique() -> str:
+    """A unique suffix for queue, exchange and table names."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of this session's own, removed afterwards."""
+    vhost = f"ct-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)

@@ -1,0 +1,167 @@
+"""Calling services in a real prefork worker over the session's Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from commissaire_tasks import bus
+from commissaire_tasks.app import create_app, default_app
+from commissaire_tasks.bus import Bus
+from commissaire_tasks.config import load_settings
+from commissaire_tasks.errors import (
+    CallTimeout,
+    ContainerManagerError,
+    InvalidParams,
+    MethodNotFound,
+    NoRouteError,
+    PayloadTooLarge,
+    RemoteProcedureCallError,
+    StorageLookupError,
+)
+from commissaire_tasks.testing import RedisServer, WorkerProcess
+from workers.simple import SimpleService
+
+SERVICES = "workers.simple,tests.services"
+
+
+@pytest.fixture(scope="module")
+def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(
+        broker_url=redis_server.url,
+        queues=["simple", "my", "introspect", "error"],
+        concurrency=2,
+        env={"COMMISSAIRE_SERVICES": SERVICES},
+        log_dir=tmp_path_factory.mktemp("worker"),
+    )
+    with process:
+        yield process
+
+
+def test_parameters_may_be_positional_or_keyword(worker: WorkerProcess) -> None:
+    assert bus.call("simple.add", 1, 2) == 3
+    assert bus.call("simple.add", x=1, y=2) == 3
+    assert bus.call("simple.add", params=[1, 2]) == 3
+    assert bus.call("simple.add", params={"x": "a", "y": "b"}) == "ab"
+
+
+def test_send_returns_an_async_result(worker: WorkerProcess) -> None:
+    assert bus.send("simple.add", 2, 2).get() == 4
+
+
+def test_plain_send_task_reaches_the_service(worker: WorkerProcess) -> None:
+    assert default_app().send_task("simple.add", args=[1, 2]).get(timeout=10) == 3
+
+
+def test_delay_on_the_imported_class_works(worker: WorkerProcess) -> None:
+    assert SimpleService.add.delay(1, 2).get() == 3
+
+
+def test_request_answers_in_json_rpc_shape(worker: WorkerProcess) -> None:
+    response = bus.request("my.echo", params={"words": "hello"})
+    assert response["jsonrpc"] == "2.0"
+    assert response["result"] == "hello"
+    assert response["id"]
+
+
+def test_a_service_calling_itself_over_the_bus_does_not_deadlock(worker: WorkerProcess) -> None:
+    assert bus.call("simple.wordy_add", 1, 2, timeout=10) == "1 plus 2 is 3"
+
+
+def test_message_describes_the_call(worker: WorkerProcess) -> None:
+    result = bus.send("introspect.describe")
+    described = result.get()
+    assert described["id"] == result.id
+    assert described["method"] == "describe"
+    assert described["routing_key"] == "introspect.describe"
+    assert described["exchange"] == "commissaire"
+    assert described["queue"] == "introspect"
+    assert described["retries"] == 0
+    assert described["has_request"] is True
+
+
+def test_a_builtin_exception_arrives_as_itself(worker: WorkerProcess) -> None:
+    with pytest.raises(NotImplementedError, match="I was never created"):
+        bus.call("my.fail")
+    with pytest.raises(NotImplementedError, match="I was never created"):
+        SimpleService  # the class import must not matter
+        default_app().send_task("my.fail").get(timeout=10)
+
+
+def test_rpc_errors_arrive_with_code_and_data(worker: WorkerProcess) -> None:
+    with pytest.raises(StorageLookupError) as lookup:
+        bus.call("error.lookup", "h1")
+    assert lookup.value.code == -20000
+    assert lookup.value.data["key"] == "h1"
+    with pytest.raises(ContainerManagerError) as container:
+        bus.call("error.container")
+    assert container.value.code == -20001
+    assert container.value.data["manager"] == "m1"
+
+
+def test_an_unknown_exception_arrives_as_rpc_error_naming_its_type(worker: WorkerProcess) -> None:
+    with pytest.raises(RemoteProcedureCallError) as error:
+        bus.call("error.custom")
+    assert type(error.value) is RemoteProcedureCallError
+    assert error.value.code == -32603
+    assert error.value.exception_type == "CustomError"
+    assert "something odd" in str(error.value)
+
+
+def test_an_unknown_method_fails_with_method_not_found(worker: WorkerProcess) -> None:
+    with pytest.raises(MethodNotFound) as error:
+        bus.call("my.no_such_method", timeout=10)
+    assert error.value.code == -32601
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [((1,), {}), ((1, 2, 3), {}), ((), {"x": 1, "z": 2})],
+    ids=["missing", "extra", "unknown-keyword"],
+)
+def test_wrong_parameters_fail_with_invalid_params(
+    worker: WorkerProcess, args: tuple[int, ...], kwargs: dict[str, int]
+) -> None:
+    with pytest.raises(InvalidParams) as error:
+        bus.call("simple.add", *args, **kwargs)
+    assert error.value.code == -32602
+
+
+def test_the_worker_keeps_serving_after_errors(worker: WorkerProcess) -> None:
+    for key in ("my.fail", "error.custom", "error.key"):
+        with pytest.raises(Exception):  # noqa: B017 - any error; the point is what follows
+            bus.call(key)
+    assert bus.call("my.ping") == "pong"
+
+
+def test_a_routing_key_no_queue_is_bound_to_fails_at_once() -> None:
+    with pytest.raises(NoRouteError, match="queues.unknown.ping"):
+        bus.call("queues.unknown.ping")
+    with pytest.raises(NoRouteError):
+        bus.call("no_method_segment")
+
+
+def test_a_call_nobody_serves_times_out_naming_the_routing_key(unique: str) -> None:
+    with pytest.raises(CallTimeout, match=f"nobody_{unique}.ping"):
+        bus.call(f"nobody_{unique}.ping", timeout=0.5)
+
+
+def test_oversized_parameters_are_refused_before_sending(worker: WorkerProcess) -> None:
+    limit = default_app().settings.max_payload_bytes
+    with pytest.raises(PayloadTooLarge):
+        bus.call("my.echo", "x" * (limit + 1))
+
+
+def test_a_call_waits_in_its_queue_until_a_worker_starts(
+    redis_server: RedisServer, tmp_path: Path, unique: str
+) -> None:
+    queue = {"name": f"kept_{unique}", "routing_key": f"kept.{unique}.*", "service": "my"}
+    caller = Bus(create_app(load_settings().replace(queues=(queue,))))
+    pending = caller.send(f"kept.{unique}.echo", "kept")
+    assert redis_server.client().llen(f"kept_{unique}") == 1
+    env = {"COMMISSAIRE_SERVICES": SERVICES, "COMMISSAIRE_QUEUES": json.dumps([queue])}
+    with WorkerProcess(broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path):
+        assert pending.get(timeout=15) == "kept"
