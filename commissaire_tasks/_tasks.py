@@ -45,10 +45,14 @@ class _Instances:
         self._options: dict[str, Any] = {}
         self._lock = threading.Lock()
 
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self._options)
+
     def configure(self, **options: Any) -> None:
-        """Set the constructor arguments services get in this process (and its children)."""
+        """Add constructor arguments services get in this process (and its children)."""
         with self._lock:
-            self._options = {k: v for k, v in options.items() if v is not None}
+            self._options.update({k: v for k, v in options.items() if v is not None})
             self._instances.clear()
 
     def use(self, instance: Any) -> None:

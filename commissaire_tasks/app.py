@@ -18,6 +18,7 @@ from celery import Celery
 from celery.app.defaults import DEFAULTS as CELERY_SETTINGS
 from kombu.utils.objects import cached_property
 
+from . import _startup as startup
 from ._registry import ServiceSpec, registry
 from ._results import BoundedResult, with_jsonrpc_failures
 from ._tasks import install_service
@@ -141,6 +142,7 @@ def create_app(
     app.router = Router(QueueSpec.from_kwargs(q) for q in settings.queues)
     app.conf.task_queues = [spec.to_kombu(settings.exchange) for spec in _configured(settings)]
     app.conf.task_routes = (_route_for(app),)
+    startup.install(app)
     installer = _ServiceInstaller(app, services)
     app._commissaire_installer = installer  # keeps the registry's weak reference alive
     registry.subscribe(installer, installer.__call__)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from ._registry import EXPOSED_PREFIX, ServiceSpec, registry
 from .bus import Bus, Params
-from .config import read_config_file
+from .config import load_settings, read_config_file
 from .errors import ServiceDefinitionError
 from .routing import NAME_PATTERN
 
@@ -91,9 +91,13 @@ class CommissaireService:
         self.exchange_name = exchange_name
         self.connection_url = connection_url
         self.qkwargs = list(qkwargs or [])
-        self.config_file = config_file
-        self.config: dict[str, Any] = read_config_file(config_file)
+        self.config_file = config_file or load_settings().config_file
+        self.config: dict[str, Any] = read_config_file(self.config_file)
         self.bus = bus if bus is not None else _bus_for(exchange_name, connection_url)
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> None:
+        """Refuse a bad config before the worker consumes (raise ConfigurationError)."""
 
     def request(
         self, routing_key: str, params: Params = None, timeout: float | None = None
@@ -140,7 +144,6 @@ def _bus_for(exchange_name: str | None, connection_url: str | None) -> Bus:
     if exchange_name is None and connection_url is None:
         return Bus()
     from .app import create_app
-    from .config import load_settings
 
     settings = load_settings().replace(exchange=exchange_name, broker_url=connection_url)
     return Bus(create_app(settings, services=()))

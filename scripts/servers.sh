@@ -1,0 +1,60 @@
+# Shared by scripts/test and scripts/up: install what is missing, start what is stopped.
+# Nothing here is needed on a machine that already runs the servers.
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing: $* (run: sudo apt-get install -y $*)" >&2
+    return 1
+  fi
+  if [ -z "${_APT_UPDATED:-}" ]; then
+    apt-get update -qq >/dev/null && _APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_redis_binary() {
+  # Tests and the embedded default start their own redis-server processes.
+  command -v redis-server >/dev/null || apt_install redis-server
+}
+
+ensure_rabbitmq() {
+  if ! command -v rabbitmqctl >/dev/null; then
+    apt_install rabbitmq-server || return 0
+  fi
+  if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    echo "starting RabbitMQ" >&2
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+    rabbitmqctl -q wait --timeout 60 /var/lib/rabbitmq/mnesia/rabbit@"$(hostname -s)".pid >/dev/null 2>&1 \
+      || for _ in $(seq 60); do rabbitmqctl -q status >/dev/null 2>&1 && break; sleep 1; done
+  fi
+}
+
+ensure_postgresql() {
+  local installed=""
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql || return 0
+    installed=1
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ -n "$installed" ]; then
+    # A fresh install asks for passwords on TCP; the tests connect as postgres over 127.0.0.1.
+    sed -i '1i host all all 127.0.0.1/32 trust' "/etc/postgresql/$version/main/pg_hba.conf"
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "starting PostgreSQL" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  if ! psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname='test'" | grep -q 1; then
+    psql -h 127.0.0.1 -U postgres -qc "create database test" || true
+  fi
+}
+
+ensure_venv() {
+  # $1: the extra to install (test, all)
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q -e ".[$1]" 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c "import commissaire_tasks" # fail here if the install did not work
+}
