@@ -23,6 +23,7 @@ from ._registry import ServiceSpec, registry
 from ._results import BoundedResult, with_jsonrpc_failures
 from ._tasks import install_service
 from .config import Settings, load_settings
+from .ops.logs import install as install_logging
 from .routing import QueueSpec, Router
 
 __all__ = ["CommissaireCelery", "celery_config", "create_app", "default_app"]
@@ -33,6 +34,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {
         # A message a dead worker took is handed out again after this many seconds.
         "visibility_timeout": settings.visibility_timeout_s,
+        # ...checked for every 5 s (kombu's default sweep is every 100 s).
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
     }
@@ -143,6 +147,7 @@ def create_app(
     app.conf.task_queues = [spec.to_kombu(settings.exchange) for spec in _configured(settings)]
     app.conf.task_routes = (_route_for(app),)
     startup.install(app)
+    install_logging(app)
     installer = _ServiceInstaller(app, services)
     app._commissaire_installer = installer  # keeps the registry's weak reference alive
     registry.subscribe(installer, installer.__call__)
@@ -155,14 +160,13 @@ def _configured(settings: Settings) -> list[QueueSpec]:
 
 def _route_for(app: CommissaireCelery) -> Any:
     def route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> Any:
-        if name.startswith("celery."):
+        if name.startswith("celery.") or options.get("queue"):
             return None
         spec = app.router.route(name)
-        return {
-            "queue": spec.to_kombu(app.settings.exchange),
-            "exchange": app.settings.exchange,
-            "routing_key": name,
-        }
+        # Straight to the queue the topic exchange would pick (it stays bound there):
+        # no binding lookup per call, and a message restored after a crash finds its
+        # queue again (kombu's Redis transport can lose topic-routed restores).
+        return {"queue": spec.to_kombu(app.settings.exchange), "exchange": "", "routing_key": spec.name}
 
     return route
 

@@ -8,26 +8,9 @@ module names) or, by default, every module of the ``workers`` package, so
 from __future__ import annotations
 
 import importlib
-import os
-import pkgutil
 
 from .app import default_app
-
-#: Comma-separated service modules the default worker app imports.
-ENV_SERVICES = "COMMISSAIRE_SERVICES"
-
-
-def service_modules() -> list[str]:
-    """The modules that define the services a default worker hosts."""
-    configured = os.environ.get(ENV_SERVICES, "")
-    if configured.strip():
-        return [name.strip() for name in configured.split(",") if name.strip()]
-    try:
-        package = importlib.import_module("workers")
-    except ModuleNotFoundError:
-        return []
-    return [f"workers.{m.name}" for m in pkgutil.iter_modules(package.__path__) if not m.ispkg]
-
+from .config import service_modules
 
 app = default_app()
 for _module in service_modules():

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
+import pkgutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ ENV_CONFIG_FILE = "COMMISSAIRE_CONFIG_FILE"
 ENV_MAX_PAYLOAD = "COMMISSAIRE_MAX_PAYLOAD_BYTES"
 ENV_VISIBILITY_TIMEOUT = "COMMISSAIRE_VISIBILITY_TIMEOUT"
 ENV_RESULT_EXPIRES = "COMMISSAIRE_RESULT_EXPIRES"
+#: Comma-separated service modules ``celery -A commissaire_tasks`` imports.
+ENV_SERVICES = "COMMISSAIRE_SERVICES"
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_EXCHANGE = "commissaire"
@@ -110,6 +114,22 @@ def read_config_file(path: str | os.PathLike[str] | None) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigurationError(f"config file {str(path)!r} must hold a JSON object")
     return config
+
+
+def service_modules(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The modules defining the services a default worker hosts.
+
+    ``$COMMISSAIRE_SERVICES`` (comma-separated) or every module of ``workers``.
+    """
+    env = os.environ if environ is None else environ
+    configured = env.get(ENV_SERVICES, "")
+    if configured.strip():
+        return [name.strip() for name in configured.split(",") if name.strip()]
+    try:
+        package = importlib.import_module("workers")
+    except ModuleNotFoundError:
+        return []
+    return [f"workers.{m.name}" for m in pkgutil.iter_modules(package.__path__) if not m.ispkg]
 
 
 def add_service_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

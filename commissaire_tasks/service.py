@@ -17,6 +17,7 @@ call directly with a stand-in message (:mod:`commissaire_tasks.testing`).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -94,6 +95,11 @@ class CommissaireService:
         self.config_file = config_file or load_settings().config_file
         self.config: dict[str, Any] = read_config_file(self.config_file)
         self.bus = bus if bus is not None else _bus_for(exchange_name, connection_url)
+
+    @property
+    def logger(self) -> logging.Logger:
+        """This service's logger; ``COMMISSAIRE_LOG_LEVEL_<NAME>`` sets its level in workers."""
+        return logging.getLogger(f"commissaire_tasks.services.{self.name}")
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:

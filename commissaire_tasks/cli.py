@@ -1,0 +1,347 @@
+"""``commissaire-tasks``: run, call, watch and benchmark services from the shell.
+
+::
+
+    commissaire-tasks up                      # private Redis + one worker per service module
+    commissaire-tasks call simple.add 1 2     # -> 3
+    commissaire-tasks call simple.add x=1 y=2
+    commissaire-tasks status [--json]         # queues, depths, workers; exit 1 if one is missing
+    commissaire-tasks flower                  # Flower behind basic auth
+    commissaire-tasks bench ...               # the benchmark (bench.cli)
+
+The options of :func:`~commissaire_tasks.config.add_service_arguments`
+(``--bus-uri``, ``--bus-exchange``, ``--config-file``) go before the command and
+override ``COMMISSAIRE_*`` for this command and the processes it starts; the
+environment of the CLI itself is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import (
+    ENV_BROKER_URL,
+    ENV_CONFIG_FILE,
+    ENV_EXCHANGE,
+    add_service_arguments,
+    load_settings,
+)
+from .errors import BusError, CommissaireTasksError, RemoteProcedureCallError, jsonrpc_error
+
+__all__ = ["build_parser", "main", "parse_call_arguments"]
+
+#: ``name=value``: a keyword argument of ``call`` (anything else is positional).
+_KEYWORD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+#: Exit code for a command line that is wrong (argparse's too).
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (0 ok, 1 failed, 2 bad command line)."""
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and not args.passes_extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args.extra = extra
+    environ = _environ(args)
+    try:
+        return int(args.handler(args, environ))
+    except CommissaireTasksError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="commissaire-tasks", description="Run, call and watch commissaire-tasks services."
+    )
+    add_service_arguments(parser)
+    parser.set_defaults(passes_extra=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_up(commands)
+    _add_call(commands)
+    _add_status(commands)
+    _add_flower(commands)
+    _add_bench(commands)
+    return parser
+
+
+def _environ(args: argparse.Namespace) -> dict[str, str]:
+    """The environment with the top-level options applied (for settings and children)."""
+    overrides = {
+        ENV_BROKER_URL: args.bus_uri,
+        ENV_EXCHANGE: args.bus_exchange,
+        ENV_CONFIG_FILE: str(Path(args.config_file).resolve()) if args.config_file else None,
+    }
+    return {**os.environ, **{k: v for k, v in overrides.items() if v}}
+
+
+def _overridden(environ: Mapping[str, str]) -> bool:
+    return any(environ.get(k) != os.environ.get(k) for k in (ENV_BROKER_URL, ENV_EXCHANGE))
+
+
+# -- up -------------------------------------------------------------------------------------
+
+
+def _add_up(commands: Any) -> None:
+    from .ops.embedded import DEFAULT_DATA_DIR, DEFAULT_PORT
+
+    up = commands.add_parser(
+        "up",
+        help="a broker (unless COMMISSAIRE_BROKER_URL is set) and a worker per service module",
+    )
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(DEFAULT_DATA_DIR),
+        help=f"embedded Redis data and secrets key (default ./{DEFAULT_DATA_DIR})",
+    )
+    up.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"embedded Redis port (default {DEFAULT_PORT}; another if busy)",
+    )
+    up.add_argument(
+        "--concurrency",
+        "-c",
+        type=_positive_int,
+        default=None,
+        help="pool processes per worker (default: CPU count)",
+    )
+    up.add_argument("--loglevel", "-l", default="INFO", help="worker log level (default INFO)")
+    up.add_argument(
+        "--stop-timeout",
+        type=_positive_float,
+        default=30.0,
+        help="seconds workers get to finish running calls on stop (default 30)",
+    )
+    up.set_defaults(handler=_up)
+
+
+def _up(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from .ops.up import UpOptions, run_up
+
+    options = UpOptions(
+        data_dir=args.data_dir,
+        port=args.port,
+        concurrency=args.concurrency,
+        loglevel=args.loglevel,
+        stop_timeout_s=args.stop_timeout,
+    )
+    return run_up(options, environ)
+
+
+# -- call -----------------------------------------------------------------------------------
+
+
+def _add_call(commands: Any) -> None:
+    call = commands.add_parser(
+        "call",
+        help="call a method and print its result as JSON",
+        description="Arguments are positional, or all name=value; each value is parsed as "
+        "JSON when it parses (1 is a number, '\"1\"' a string, [1,2] a list), else kept as text.",
+    )
+    call.add_argument("routing_key", metavar="ROUTING_KEY", help="<service>.<method>")
+    call.add_argument("arguments", nargs="*", metavar="ARG", help="VALUE or NAME=VALUE")
+    call.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        help="seconds to wait (default $COMMISSAIRE_CALL_TIMEOUT or 30)",
+    )
+    call.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the call's progress while it runs (needs tqdm)",
+    )
+    call.set_defaults(handler=_call)
+
+
+def parse_call_arguments(words: Sequence[str]) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword arguments from ``VALUE``/``NAME=VALUE`` words.
+
+    Raises:
+        ValueError: Both kinds were given (JSON-RPC parameters are one or the other).
+    """
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for word in words:
+        keyword = _KEYWORD.match(word)
+        if keyword:
+            kwargs[keyword.group(1)] = _value(keyword.group(2))
+        else:
+            args.append(_value(word))
+    if args and kwargs:
+        raise ValueError("give arguments either all positional or all as name=value, not both")
+    return args, kwargs
+
+
+def _value(text: str) -> Any:
+    """JSON when ``text`` is JSON (NaN and Infinity are not), else the text itself."""
+    try:
+        return json.loads(text, parse_constant=_reject)
+    except ValueError:
+        return text
+
+
+def _reject(constant: str) -> Any:
+    raise ValueError(constant)
+
+
+def _call(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    try:
+        positional, keyword = parse_call_arguments(args.arguments)
+    except ValueError as exc:
+        print(f"commissaire-tasks call: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from .bus import Bus
+
+    bus = Bus(_app_for(environ)) if _overridden(environ) else Bus()
+    try:
+        if args.progress:
+            from .ops.progress import wait_with_progress
+
+            result = wait_with_progress(
+                bus.send(args.routing_key, *positional, **keyword), timeout=args.timeout
+            )
+        else:
+            result = bus.call(args.routing_key, *positional, timeout=args.timeout, **keyword)
+    except BusError as exc:
+        print(f"error {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the remote error, rebuilt: report and fail
+        print(_describe_error(exc), file=sys.stderr)
+        return 1
+    print(json.dumps(result, default=str))
+    return 0
+
+
+def _describe_error(exc: BaseException) -> str:
+    """``error <code> <ExceptionType>: <message>`` for a call's error."""
+    error = jsonrpc_error(exc)
+    name = exc.exception_type if isinstance(exc, RemoteProcedureCallError) else type(exc).__name__
+    return f"error {error['code']} {name}: {error['message']}"
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def _add_status(commands: Any) -> None:
+    from .ops.status import DEFAULT_INSPECT_TIMEOUT_S
+
+    status = commands.add_parser(
+        "status", help="services, queue depths and workers; exit 1 when a service has no worker"
+    )
+    status.add_argument("--json", action="store_true", help="print the report as JSON")
+    status.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_INSPECT_TIMEOUT_S,
+        help=f"seconds to wait for worker replies (default {DEFAULT_INSPECT_TIMEOUT_S:g})",
+    )
+    status.set_defaults(handler=_status)
+
+
+def _status(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from .ops.services import load_service_modules
+    from .ops.status import collect_status, render_table
+
+    problems = []
+    try:
+        modules = load_service_modules()
+    except Exception as exc:  # noqa: BLE001 - a broken service module is a status finding
+        problems.append(f"cannot import the service modules: {type(exc).__name__}: {exc}")
+        modules = []
+    services = [spec for module in modules for spec in module.services]
+    report = collect_status(_app_for(environ), services, args.timeout, problems)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(render_table(report))
+    return 0 if report.ok else 1
+
+
+# -- flower ---------------------------------------------------------------------------------
+
+
+def _add_flower(commands: Any) -> None:
+    from .ops.flower import DEFAULT_ADDRESS, DEFAULT_PORT, ENV_FLOWER_AUTH
+
+    flower = commands.add_parser("flower", help="run Flower on the broker, with basic auth")
+    flower.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    flower.add_argument("--address", default=DEFAULT_ADDRESS, help=f"default {DEFAULT_ADDRESS}")
+    auth = flower.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--basic-auth",
+        metavar="USER:PASSWORD",
+        help=f"credentials (default ${ENV_FLOWER_AUTH}, else generated and printed)",
+    )
+    auth.add_argument(
+        "--no-auth", action="store_true", help="run Flower open to anyone who can reach it"
+    )
+    flower.set_defaults(handler=_flower, passes_extra=True)  # other options go to Flower
+
+
+def _flower(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from .ops.flower import resolve_auth, run_flower
+
+    extra = [a for a in args.extra if a != "--"]
+    auth = resolve_auth(args.basic_auth, args.no_auth, environ)
+    return run_flower(auth, environ, port=args.port, address=args.address, extra=extra)
+
+
+# -- bench ----------------------------------------------------------------------------------
+
+
+def _add_bench(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="run the benchmark (bench.cli)", add_help=False)
+    bench.set_defaults(handler=_bench, passes_extra=True)  # every argument goes to bench.cli
+
+
+def _bench(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    try:
+        from bench.cli import main as bench_main
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("bench", "bench.cli"):
+            raise
+        print("error: benchmark not available (no bench.cli module)", file=sys.stderr)
+        return 1
+    return int(bench_main(list(args.extra)) or 0)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _app_for(environ: Mapping[str, str]) -> Any:
+    from .app import create_app
+
+    return create_app(load_settings(environ), services=())
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

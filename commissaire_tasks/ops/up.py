@@ -1,0 +1,210 @@
+"""``commissaire-tasks up``: a broker (embedded or given) and one worker per service module.
+
+Runs in the foreground until Ctrl-C or SIGTERM, then stops the workers (warm
+shutdown: running calls finish; SIGKILL after ``stop_timeout_s``) and only then
+the embedded Redis, so nothing a worker acknowledges is lost.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from .._registry import ServiceSpec
+from ..app import create_app
+from ..config import ENV_BROKER_URL, ENV_SERVICES, load_settings
+from ..errors import CommissaireTasksError, ConfigurationError
+from . import embedded
+from .processes import ProcessGroup, stop_signals_hurry, stop_signals_interrupt
+from ..redact import redact_url
+from .services import ServiceModule, load_service_modules
+
+__all__ = ["UpOptions", "WorkerCommand", "run_up", "worker_commands"]
+
+#: Environment variable the secrets store handler reads its Fernet key from.
+ENV_SECRETS_KEY = "COMMISSAIRE_SECRETS_KEY"
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What ``up`` was asked for.
+
+    Attributes:
+        data_dir: Folder of the embedded Redis's data and the secrets key.
+        port: Preferred port of the embedded Redis.
+        concurrency: Pool processes per worker (Celery's default, the CPU count, if None).
+        loglevel: Worker log level.
+        ready_timeout_s: Seconds the workers get to answer their first ping.
+        stop_timeout_s: Seconds a worker gets to finish its calls before SIGKILL.
+    """
+
+    data_dir: Path = Path(embedded.DEFAULT_DATA_DIR)
+    port: int = embedded.DEFAULT_PORT
+    concurrency: int | None = None
+    loglevel: str = "INFO"
+    ready_timeout_s: float = 60.0
+    stop_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class WorkerCommand:
+    """One worker process to start: its node name pattern, command line and extra env."""
+
+    label: str
+    module: str
+    nodename: str
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+
+
+def worker_commands(
+    modules: Sequence[ServiceModule], concurrency: int | None, loglevel: str
+) -> list[WorkerCommand]:
+    """``celery -A <module> worker`` per module; ``-A commissaire_tasks -Q ...`` without ``app``."""
+    commands = []
+    seen: dict[str, int] = {}
+    for module in modules:
+        if not module.services:
+            continue
+        label = module.short_name
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            label = f"{label}{seen[label]}"
+        nodename = f"{label}@%h"
+        args = [sys.executable, "-m", "celery"]
+        env: dict[str, str] = {}
+        if module.has_app:
+            args += ["-A", module.name, "worker"]
+        else:
+            queues = ",".join(spec.default_queue.name for spec in module.services)
+            args += ["-A", "commissaire_tasks", "worker", "-Q", queues]
+            env[ENV_SERVICES] = module.name
+        args += ["-l", loglevel, "-n", nodename]
+        if concurrency:
+            args += ["-c", str(concurrency)]
+        commands.append(WorkerCommand(label, module.name, nodename, tuple(args), env))
+    return commands
+
+
+def run_up(options: UpOptions, environ: Mapping[str, str], out: TextIO | None = None) -> int:
+    """Run until stopped; 0 after Ctrl-C/SIGTERM, 1 when a process failed."""
+    out = out or sys.stdout
+    group = ProcessGroup()
+    lock = None
+    code = 0
+    try:
+        with stop_signals_interrupt():
+            env = dict(environ)
+            if not env.get(ENV_BROKER_URL):
+                lock = embedded.lock_data_dir(options.data_dir)
+                env[ENV_BROKER_URL] = _start_embedded(group, options, out)
+                if not env.get(ENV_SECRETS_KEY):
+                    env[ENV_SECRETS_KEY] = embedded.secrets_key(options.data_dir)
+            else:
+                _say(out, f"Broker: {redact_url(env[ENV_BROKER_URL])} (COMMISSAIRE_BROKER_URL)")
+            code = _serve(group, options, env, out)
+    except KeyboardInterrupt:
+        _say(out, "Stopping...")
+    except CommissaireTasksError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        with stop_signals_hurry() as hurry:
+            workers = [p for p in group.processes if group.label(p) != embedded.REDIS_LABEL]
+            group.stop(workers, options.stop_timeout_s, hurry)
+            group.stop(group.processes, options.stop_timeout_s, hurry)
+        if lock is not None:
+            lock.close()
+    if code == 0:
+        _say(out, "Stopped.")
+    return code
+
+
+def _start_embedded(group: ProcessGroup, options: UpOptions, out: TextIO) -> str:
+    port = embedded.choose_port(options.port)
+    if port != options.port:
+        _say(out, f"Port {options.port} is busy; using port {port} instead.")
+    data_dir = options.data_dir.resolve()
+    url = embedded.start_redis(group, port, data_dir)
+    _say(out, f"Redis: 127.0.0.1:{port}, data in {data_dir} (append-only file, fsync every second)")
+    return url
+
+
+def _serve(group: ProcessGroup, options: UpOptions, env: dict[str, str], out: TextIO) -> int:
+    try:
+        modules = load_service_modules()
+    except Exception as exc:  # noqa: BLE001 - any error in a service module's code
+        raise ConfigurationError(
+            f"cannot import the service modules: {type(exc).__name__}: {exc}"
+        ) from exc
+    commands = worker_commands(modules, options.concurrency, options.loglevel)
+    if not commands:
+        raise ConfigurationError(
+            "no services to run: add modules to the `workers` package or set COMMISSAIRE_SERVICES"
+        )
+    _say(out, "Starting workers: " + ", ".join(f"{c.label} ({c.module})" for c in commands))
+    for command in commands:
+        group.spawn(command.label, command.args, {**env, **command.env})
+    _wait_ready(group, commands, env, options.ready_timeout_s)
+    _print_ready(out, modules, env[ENV_BROKER_URL], len(commands))
+    exited = group.wait_any()
+    print(
+        f"error: {group.label(exited)} exited with code {exited.returncode}; stopping",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
+
+
+def _wait_ready(
+    group: ProcessGroup, commands: Sequence[WorkerCommand], env: Mapping[str, str], timeout_s: float
+) -> None:
+    from celery.utils.nodenames import host_format
+
+    control = create_app(load_settings(env), services=()).control
+    pending = {host_format(c.nodename): c.label for c in commands}
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        exited = group.exited()
+        if exited:
+            process = exited[0]
+            raise CommissaireTasksError(
+                f"{group.label(process)} exited with code {process.returncode} while starting"
+            )
+        if time.monotonic() > deadline:
+            late = ", ".join(sorted(pending.values()))
+            raise CommissaireTasksError(f"workers {late} did not answer within {timeout_s:g} s")
+        for reply in control.ping(destination=list(pending), timeout=0.5) or []:
+            for hostname in reply:
+                pending.pop(hostname, None)
+
+
+def _print_ready(
+    out: TextIO, modules: Sequence[ServiceModule], broker_url: str, workers: int
+) -> None:
+    services = [spec for module in modules for spec in module.services]
+    example = _example_call(services)
+    _say(out, f"Ready: {workers} worker(s) serving {', '.join(s.name for s in services)}.")
+    _say(out, f"Broker: {redact_url(broker_url)}")
+    _say(out, "Call services from another shell:")
+    _say(out, f"    export COMMISSAIRE_BROKER_URL={redact_url(broker_url)}")
+    _say(out, f"    commissaire-tasks call {example}")
+    _say(out, "Press Ctrl-C to stop.")
+
+
+def _example_call(services: Sequence[ServiceSpec]) -> str:
+    names = {spec.name: spec for spec in services}
+    if "simple" in names and "add" in names["simple"].methods:
+        return "simple.add 1 2"
+    for spec in services:
+        if spec.methods:
+            return f"{spec.name}.{next(iter(spec.methods))} [ARGS...]"
+    return "<service>.<method> [ARGS...]"
+
+
+def _say(out: TextIO, line: str) -> None:
+    print(line, file=out, flush=True)
