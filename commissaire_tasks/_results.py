@@ -17,8 +17,14 @@ from celery.backends.base import Backend
 from celery.exceptions import NotRegistered, TimeLimitExceeded, WorkerLostError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
+from kombu.exceptions import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import CallTimeout, InternalError, MethodNotFound, error_from_jsonrpc, jsonrpc_error
+from .errors import BrokerUnavailable, CallTimeout, InternalError, MethodNotFound, error_from_jsonrpc, jsonrpc_error
+
+#: Errors that mean the broker or the result backend cannot be reached.
+UNREACHABLE = (OperationalError, ConnectionError, RedisConnectionError, RedisTimeoutError)
 
 #: Celery's own failures, as the JSON-RPC errors a caller should see.
 _CELERY_FAILURES: dict[type[BaseException], type[Exception]] = {
@@ -64,7 +70,8 @@ class BoundedResult(AsyncResult):  # type: ignore[misc]
     """An AsyncResult whose ``get()`` never waits forever.
 
     Without a timeout it waits the app's ``call_timeout_s``; when the time is up
-    it raises :class:`~commissaire_tasks.errors.CallTimeout` naming the routing key.
+    it raises :class:`~commissaire_tasks.errors.CallTimeout` naming the routing key;
+    when the backend cannot be reached, :class:`~commissaire_tasks.errors.BrokerUnavailable`.
     """
 
     #: The routing key the call was sent to, when known.
@@ -77,3 +84,5 @@ class BoundedResult(AsyncResult):  # type: ignore[misc]
             return super().get(timeout, *args, **kwargs)
         except CeleryTimeoutError:
             raise CallTimeout(self.routing_key or self.name or self.id, timeout) from None
+        except UNREACHABLE as exc:
+            raise BrokerUnavailable(self.routing_key or self.name or self.id, str(exc)) from exc

@@ -9,16 +9,27 @@ with a clear ConfigurationError instead of failing its first call.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import click
 from celery import Celery, bootsteps
 
-from ._registry import registry
+from ._registry import ServiceSpec, registry
 from ._tasks import instances
 from .config import read_config_file
 
 logger = logging.getLogger(__name__)
+
+#: Called for every hosted service when a worker starts: ``hook(app, spec, queue)``.
+StartupHook = Callable[[Celery, ServiceSpec, str], None]
+_hooks: list[StartupHook] = []
+
+
+def add_startup_hook(hook: StartupHook) -> None:
+    """Run ``hook`` for each service a worker hosts, before it consumes (once per hook)."""
+    if hook not in _hooks:
+        _hooks.append(hook)
 
 
 class ServiceStartup(bootsteps.Step):  # type: ignore[misc]
@@ -31,23 +42,24 @@ class ServiceStartup(bootsteps.Step):  # type: ignore[misc]
         if config_file:
             instances.configure(config_file=config_file)
         config = read_config_file(instances.options.get("config_file"))
-        for name in hosted_services(worker.app):
+        for name, queue in hosted_services(worker.app).items():
             spec = registry.get(name)
             spec.cls.check_config(config)
-            logger.info("Serving %s from %s", spec.name, spec.import_path)
+            for hook in _hooks:
+                hook(worker.app, spec, queue)
+            logger.info("Serving %s from queue %s (%s)", spec.name, queue, spec.import_path)
 
 
-def hosted_services(app: Celery) -> list[str]:
-    """Names of the services whose queues this worker consumes."""
+def hosted_services(app: Celery) -> dict[str, str]:
+    """Service name -> the first queue this worker consumes it from."""
     consumed = app.amqp.queues.consume_from
     queues = set(consumed) if consumed is not None else set(app.amqp.queues)
-    return sorted(
-        {
-            task.service_name
-            for task in app.tasks.values()
-            if getattr(task, "queue_name", None) in queues and task.service_name
-        }
-    )
+    hosted: dict[str, str] = {}
+    for task in sorted(app.tasks.values(), key=lambda t: t.name):
+        queue = getattr(task, "queue_name", None)
+        if queue in queues and task.service_name:
+            hosted.setdefault(task.service_name, queue)
+    return hosted
 
 
 def install(app: Celery) -> None:

@@ -24,9 +24,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery._state import get_current_worker_task
-from kombu.exceptions import OperationalError
 
-from ._results import BoundedResult, failure_as_jsonrpc
+from ._results import UNREACHABLE, BoundedResult, failure_as_jsonrpc
 from .app import CommissaireCelery, default_app
 from .errors import BrokerUnavailable, PayloadTooLarge, error_from_jsonrpc
 
@@ -99,16 +98,13 @@ class Bus:
         _check_size(routing_key, args, kwargs, app.settings.max_payload_bytes)
         try:
             result = app.send_task(routing_key, args=list(args), kwargs=dict(kwargs), **options)
-        except OperationalError as exc:
+        except UNREACHABLE as exc:
             raise BrokerUnavailable(routing_key, str(exc)) from exc
         result.routing_key = routing_key
         return result  # type: ignore[no-any-return]
 
     def _wait(self, result: BoundedResult, timeout: float | None, **options: Any) -> Any:
-        try:
-            return result.get(timeout=timeout, **options)
-        except (OperationalError, ConnectionError) as exc:
-            raise BrokerUnavailable(result.routing_key or result.id, str(exc)) from exc
+        return result.get(timeout=timeout, **options)
 
     def _local_task(self, routing_key: str) -> Any:
         """The task for ``routing_key`` if this worker process serves it, else None."""

@@ -31,7 +31,7 @@ class Message:
         id: The call's id (the Celery task id).
         method: The method name, without ``on_``.
         routing_key: The routing key the call was addressed to.
-        exchange: The exchange it was published to ('' when called directly).
+        exchange: The topic exchange its routing key is bound on ('' when called directly).
         queue: The queue it was consumed from ('' when called directly).
         headers: Message headers (read-only).
         retries: How many times this call has been retried.
@@ -72,11 +72,15 @@ class Message:
         """Describe the call ``task`` is running right now."""
         request = task.request
         delivery = request.delivery_info or {}
+        settings = getattr(task.app, "settings", None)
         return cls(
             id=request.id or str(uuid.uuid4()),
             method=method,
-            routing_key=delivery.get("routing_key") or task.name,
-            exchange=delivery.get("exchange") or "",
+            # A task is named after the routing key that reaches it; calls are
+            # published straight to that key's queue, so the delivery's own key
+            # is the queue name.
+            routing_key=task.name,
+            exchange=delivery.get("exchange") or (settings.exchange if delivery and settings else ""),
             queue=queue if delivery else "",
             headers=MappingProxyType(dict(request.headers or {})),
             retries=request.retries or 0,

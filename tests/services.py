@@ -64,3 +64,18 @@ class ErrorService(CommissaireService):
         if not isinstance(count, int):
             raise TypeError(f"count must be an int, not {type(count).__name__}")
         return count
+
+
+class LedgerService(CommissaireService):
+    """Records every completed execution in Redis, so tests can count losses and duplicates.
+
+    ``ledger.work(token, seconds)`` sleeps, then appends ``token`` to the list
+    ``ledger:<run>`` on ``$TEST_RECORD_URL``.
+    """
+
+    def on_work(self, message: Message, run: str, token: int, seconds: float = 0.0) -> int:
+        import redis
+
+        time.sleep(seconds)
+        redis.Redis.from_url(os.environ["TEST_RECORD_URL"]).rpush(f"ledger:{run}", token)
+        return token
