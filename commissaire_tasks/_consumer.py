@@ -15,13 +15,37 @@ from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 
-from .errors import InvalidRequest, MethodNotFound, ParseError, RemoteProcedureCallError
+from .errors import (
+    InvalidRequest,
+    MethodNotFound,
+    ParseError,
+    PayloadTooLarge,
+    RemoteProcedureCallError,
+)
 
 logger = logging.getLogger(__name__)
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
-    """Celery's consumer with the rejections described in the module docstring."""
+    """Celery's consumer with the rejections described in the module docstring.
+
+    It also refuses, before decoding, a message whose body is larger than the
+    app's ``max_payload_bytes`` (PayloadTooLarge, -32010).
+    """
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
+        handle = super().create_task_handler(*args, **kwargs)
+        settings = getattr(self.app, "settings", None)
+        limit = settings.max_payload_bytes if settings is not None else None
+
+        def on_task_received(message: Any) -> Any:
+            size = len(message.body or b"")
+            if limit is not None and size > limit:
+                error = PayloadTooLarge(f"message of {size} bytes is over the {limit}-byte limit")
+                return self._reject(message, error)
+            return handle(message)
+
+        return on_task_received
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         self._reject(message, ParseError(f"cannot decode message: {exc}"))
