@@ -55,10 +55,9 @@ def hosted_services(app: Celery) -> dict[str, str]:
     consumed = app.amqp.queues.consume_from
     queues = set(consumed) if consumed is not None else set(app.amqp.queues)
     hosted: dict[str, str] = {}
-    for task in sorted(app.tasks.values(), key=lambda t: t.name):
-        queue = getattr(task, "queue_name", None)
-        if queue in queues and task.service_name:
-            hosted.setdefault(task.service_name, queue)
+    for queue, service in sorted(app.service_queues.items()):
+        if queue in queues:
+            hosted.setdefault(service, queue)
     return hosted
 
 

@@ -76,7 +76,12 @@ instances = _Instances()
 
 
 def install_service(app: Celery, spec: ServiceSpec, queue: QueueSpec) -> list[str]:
-    """Register on ``app`` one task per exposed method of ``spec`` reached through ``queue``."""
+    """Register on ``app`` one task per exposed method of ``spec`` reached through ``queue``.
+
+    The queue is recorded in ``app.service_queues`` (queue -> service) even for a
+    service without methods (one that only receives notifications).
+    """
+    app.service_queues.setdefault(queue.name, spec.name)
     names = []
     for method, attribute in spec.methods.items():
         name = queue.task_name(method)

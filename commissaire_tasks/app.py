@@ -82,6 +82,8 @@ class CommissaireCelery(Celery):  # type: ignore[misc]
 
     settings: Settings
     router: Router
+    #: queue name -> the service served from it
+    service_queues: dict[str, str]
 
     def _get_backend(self) -> Any:
         from celery.app import backends
@@ -143,6 +145,7 @@ def create_app(
     app = CommissaireCelery(main, set_as_current=False)
     app.conf.update(celery_config(settings))
     app.settings = settings
+    app.service_queues = {}
     app.router = Router(QueueSpec.from_kwargs(q) for q in settings.queues)
     app.conf.task_queues = [spec.to_kombu(settings.exchange) for spec in _configured(settings)]
     app.conf.task_routes = (_route_for(app),)

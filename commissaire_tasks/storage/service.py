@@ -1,0 +1,180 @@
+"""The storage service: validates records and keeps them through store handlers.
+
+Runs as its own worker (``celery -A workers.storage worker``, queue ``storage``).
+Every committed create, update and delete is announced to the services that
+subscribed to it (see :mod:`commissaire_tasks.storage.notifications`).
+
+Writes are idempotent per call: a redelivered ``save`` (its worker died) is
+recognised by its call id and reports the first outcome without writing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+from ..errors import InvalidParams, ValidationError
+from ..message import Message
+from ..models import Cluster, Host, ListModel, Model, SecretModel, model_class
+from ..service import CommissaireService
+from .handlers.base import WriteOutcome
+from .notifications import Notifier
+from .routing import HandlerTable
+from .sealing import Sealer, is_sealed
+
+#: Host status counted as available in a Cluster's host counts.
+AVAILABLE_STATUS = "active"
+
+
+class StorageService(CommissaireService):
+    """Exposes ``storage.save/get/delete/list/list_store_handlers/subscribe``."""
+
+    name = "storage"
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> None:
+        HandlerTable(config).close()
+
+    @cached_property
+    def handlers(self) -> HandlerTable:
+        return HandlerTable(self.config)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(self.handlers, self.bus, self.config)
+
+    @cached_property
+    def sealer(self) -> Sealer:
+        return Sealer()
+
+    def on_save(self, message: Message, model_type_name: str, model_json_data: Any) -> Any:
+        """Validate and store one record or a list of one type; return what was stored."""
+        cls = _record_class(model_type_name)
+        models = [self._build(cls, data) for data in _records(model_json_data)]
+        saved = []
+        for index, model in enumerate(models):
+            entry = self.handlers.for_model(model)
+            outcome = entry.handler.save(
+                cls.__name__, str(model.primary_key), model.stored_dict(), _write_id(message, index)
+            )
+            self.notifier.announce(cls, outcome)
+            saved.append(self._render(self._complete(cls.from_dict(outcome.data))))
+        return saved if isinstance(model_json_data, list) else saved[0]
+
+    def on_get(self, message: Message, model_type_name: str, model_json_data: Any) -> Any:
+        """Return the full record(s) named by identifying data (e.g. just the key)."""
+        cls = _record_class(model_type_name)
+        found = []
+        for key, source in [self._identify(cls, data) for data in _records(model_json_data)]:
+            entry = self.handlers.for_model(cls.new(**{_key_field(cls): key, **source}))
+            record = entry.handler.get(cls.__name__, key)
+            found.append(self._render(self._complete(cls.from_dict(record.data))))
+        return found if isinstance(model_json_data, list) else found[0]
+
+    def on_delete(self, message: Message, model_type_name: str, model_json_data: Any) -> None:
+        """Delete the record(s) named by identifying data."""
+        cls = _record_class(model_type_name)
+        keys = [self._identify(cls, data) for data in _records(model_json_data)]
+        for index, (key, source) in enumerate(keys):
+            entry = self.handlers.for_model(cls.new(**{_key_field(cls): key, **source}))
+            outcome = entry.handler.delete(cls.__name__, key, _write_id(message, index))
+            self.notifier.announce(cls, outcome)
+
+    def on_list(self, message: Message, model_type_name: str) -> Any:
+        """Every record of a list model's child type, as that list model."""
+        list_cls = model_class(model_type_name)
+        if not (isinstance(list_cls, type) and issubclass(list_cls, ListModel)):
+            raise InvalidParams(f"{model_type_name!r} is not a list model (e.g. 'Hosts')")
+        child = list_cls.child_model
+        records: dict[str, Model] = {}
+        for entry in self.handlers.for_listing(child):
+            for record in entry.handler.list(child.__name__):
+                model = child.from_dict(record.data)
+                records.setdefault(str(model.primary_key), self._complete(model))
+        items = [records[key] for key in sorted(records)]
+        return list_cls.new(items).to_dict()
+
+    def on_list_store_handlers(self, message: Message) -> list[dict[str, Any]]:
+        """Each configured handler: type, config (secrets redacted) and model types."""
+        return [entry.describe() for entry in self.handlers]
+
+    def on_subscribe(self, message: Message, subscription: dict[str, Any]) -> None:
+        """Record (or renew) a service's subscription to change notifications."""
+        self.notifier.subscribe(subscription)
+
+    def _build(self, cls: type[Model], data: Any) -> Model:
+        data = self.sealer.unseal(data) if is_sealed(data) else data
+        if not isinstance(data, dict):
+            raise InvalidParams(f"{cls.__name__} data must be an object, not {type(data).__name__}")
+        try:
+            model = cls.from_dict(data)
+        except ValidationError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any construction failure is bad input
+            raise ValidationError(f"invalid {cls.__name__}: {exc}", [str(exc)]) from exc
+        model._coerce()
+        model._validate()
+        return model
+
+    def _identify(self, cls: type[Model], data: Any) -> tuple[str, dict[str, Any]]:
+        """The key named by identifying data, plus ``source`` when given (Hosts)."""
+        data = self.sealer.unseal(data) if is_sealed(data) else data
+        field = _key_field(cls)
+        key = data if isinstance(data, str) else (data or {}).get(field) if isinstance(data, dict) else None
+        if not isinstance(key, str) or not key:
+            raise InvalidParams(f"{cls.__name__} lookup needs a non-empty {field!r}")
+        source = data.get("source") if isinstance(data, dict) else None
+        return key, ({"source": source} if source else {})
+
+    def _complete(self, model: Model) -> Model:
+        """Fill computed fields: a Cluster's host counts."""
+        if isinstance(model, Cluster):
+            hosts = self._host_statuses(model.hostset)
+            available = sum(1 for status in hosts if status == AVAILABLE_STATUS)
+            model.hosts = {"total": len(model.hostset), "available": available,
+                           "unavailable": len(model.hostset) - available}
+        return model
+
+    def _host_statuses(self, addresses: list[str]) -> list[str]:
+        statuses = []
+        for address in addresses:
+            entry = self.handlers.for_model(Host)
+            try:
+                statuses.append(str(entry.handler.get("Host", address).data.get("status", "")))
+            except Exception:  # noqa: BLE001 - a missing host counts as unavailable
+                statuses.append("")
+        return statuses
+
+    def _render(self, model: Model) -> Any:
+        data = model.to_dict()
+        return self.sealer.seal(data) if isinstance(model, SecretModel) else data
+
+
+def _record_class(name: Any) -> type[Model]:
+    if not isinstance(name, str):
+        raise InvalidParams(f"model_type_name must be a string, not {type(name).__name__}")
+    cls = model_class(name)
+    if issubclass(cls, ListModel) or cls.primary_key_field is None:
+        raise InvalidParams(f"{name!r} is not a stored record type")
+    return cls
+
+
+def _key_field(cls: type[Model]) -> str:
+    assert cls.primary_key_field is not None
+    return cls.primary_key_field
+
+
+def _records(data: Any) -> list[Any]:
+    if isinstance(data, list):
+        if not data:
+            raise InvalidParams("an empty list of records")
+        return data
+    return [data]
+
+
+def _write_id(message: Message, index: int) -> str:
+    return f"{message.id}:{index}"
+
+
+__all__ = ["StorageService", "WriteOutcome"]
