@@ -52,3 +52,23 @@ class WatchService(CommissaireService, _Recorder):
     @on_storage_change(Host, NOTIFY_EVENT_CREATED)
     def host_created(self, event: str, host: Host, message: Message) -> None:
         self.remember("watch", event, host, message)
+
+
+class CacheService(CommissaireService, _Recorder):
+    """Keeps an in-process cache fresh with broadcast notifications."""
+
+    @on_storage_change(Host, broadcast=True)
+    def host_changed(self, event: str, host: Host, message: Message) -> None:
+        self.remember("cache", event, host, message)
+
+
+class SlowSubscriberService(CommissaireService, _Recorder):
+    """Takes 3 s over Hosts whose os is 'slow', so a test can kill it mid-callback."""
+
+    name = "slow_subscriber"
+
+    @on_storage_change(Host, NOTIFY_EVENT_CREATED)
+    def host_created(self, event: str, host: Host, message: Message) -> None:
+        if host.os == "slow":
+            time.sleep(3)
+        self.remember("slow", event, host, message)

@@ -175,3 +175,32 @@ def test_revision_gate_admits_each_newer_revision_once(redis_server: RedisServer
     assert gate.admit("Host", "a", 3) is True
     assert gate.admit("Host", "b", 1) is True
     gate.forget()
+
+
+def test_broadcast_reaches_every_running_process_once(stack: Stack) -> None:
+    with stack.subscriber("cache", concurrency=3) as cache:
+        time.sleep(1.0)  # listeners subscribe right after the fork
+        host = stack.client.save(new_host())
+        deliveries = [d for d in stack.wait_for(host, 5) if d[0] == "cache"]
+        pool = set(map(str, cache.pool_pids()))
+    assert len(deliveries) == 3
+    assert {d[3] for d in deliveries} == pool  # each process once
+
+
+@pytest.mark.reliability
+def test_a_subscriber_killed_mid_callback_gets_the_change_again(stack: Stack) -> None:
+    def subscriber() -> WorkerProcess:
+        worker = stack.subscriber("slow_subscriber")
+        worker.env["COMMISSAIRE_VISIBILITY_TIMEOUT"] = "3"
+        return worker
+
+    first = subscriber().start()
+    time.sleep(0.5)
+    host = stack.client.save(new_host(os="slow"))
+    time.sleep(1.5)  # the callback is sleeping now
+    first.kill()
+    assert stack.deliveries(host) == [] or all(d[0] != "slow" for d in stack.deliveries(host))
+    with subscriber():
+        deliveries = [d for d in stack.wait_for(host, 3, timeout_s=30) if d[0] == "slow"]
+    print(f"\n[reliability] subscriber SIGKILL mid-callback: sent 1, delivered {len(deliveries)}")
+    assert len(deliveries) == 1

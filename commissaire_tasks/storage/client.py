@@ -111,11 +111,16 @@ class StorageClient:
         callback: Callable[..., Any],
         model_type: type[Model] | None = None,
         event: str = NOTIFY_EVENT_ANY,
+        broadcast: bool = False,
     ) -> None:
-        """Run ``callback`` in this service whenever a matching record changes."""
+        """Run ``callback`` in this service whenever a matching record changes.
+
+        ``broadcast=True``: in every running process, at most once, not durable
+        (for in-process caches; see :mod:`commissaire_tasks.storage.broadcast`).
+        """
         if self._owner is None:
             raise TypeError("register_callback needs the service: StorageClient(self)")
-        register_callback(self._owner, callback, model_type, event)
+        register_callback(self._owner, callback, model_type, event, broadcast)
 
     def _one(self, method: str, model: Model) -> Model:
         result = self._send(method, type(model), self._payload(model))

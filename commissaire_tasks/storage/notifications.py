@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_process_init
 from kombu import Exchange, Queue
 
 from .. import _startup
@@ -35,6 +36,7 @@ from .._tasks import ServiceTask, instances
 from ..errors import InternalError, ValidationError
 from ..message import Message
 from ..models import ListModel, Model, model_class, model_types
+from . import broadcast as broadcasting
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ ANY_MODEL = "*"
 SUBSCRIPTION_TYPE = "_Subscription"
 
 Callback = Callable[..., Any]
+#: Attribute on a decorated function listing its (model, event, broadcast) declarations.
+_DECLARED = "__storage_subscriptions__"
 
 
 def notification_address(model_name: str, event: str) -> str:
@@ -105,41 +109,54 @@ def NotifyCallback(function: Callback) -> Callback:  # noqa: N802 - the original
     return deliver
 
 
-def on_storage_change(model_type: type[Model] | None = None, event: str = NOTIFY_EVENT_ANY) -> Callable[[Callback], Callback]:
-    """Declare a method as a notification callback: ``@on_storage_change(Host, "created")``."""
+def on_storage_change(
+    model_type: type[Model] | None = None, event: str = NOTIFY_EVENT_ANY, broadcast: bool = False
+) -> Callable[[Callback], Callback]:
+    """Declare a method as a notification callback: ``@on_storage_change(Host, "created")``.
+
+    ``broadcast=True`` asks for every running process instead (see :mod:`.broadcast`).
+    """
     model_name = _model_name(model_type)
     _check_filter(model_name, event)
 
     def declare(function: Callback) -> Callback:
         callback = function if getattr(function, "__notify_callback__", False) else NotifyCallback(function)
-        declared = list(getattr(callback, "__storage_subscriptions__", []))
-        callback.__storage_subscriptions__ = [*declared, (model_name, event)]  # type: ignore[attr-defined]
+        declared = list(getattr(callback, _DECLARED, []))
+        setattr(callback, _DECLARED, [*declared, (model_name, event, broadcast)])
         return callback
 
     return declare
 
 
 def register_callback(
-    service: Any, callback: Callback, model_type: type[Model] | None = None, event: str = NOTIFY_EVENT_ANY
+    service: Any,
+    callback: Callback,
+    model_type: type[Model] | None = None,
+    event: str = NOTIFY_EVENT_ANY,
+    broadcast: bool = False,
 ) -> None:
     """Run ``callback(body, message)`` in ``service`` for matching changes (see NotifyCallback)."""
     model_name = _model_name(model_type)
     _check_filter(model_name, event)
     callbacks = service.__dict__.setdefault("_notify_callbacks", [])
-    callbacks.append((model_name, event, callback))
+    callbacks.append((model_name, event, callback, broadcast))
 
 
-def callbacks_of(service: Any) -> list[tuple[str, str, Callback]]:
-    """Every (model, event, bound callback) of a service instance, declared or registered."""
-    found = list(service.__dict__.get("_notify_callbacks", []))
+def callbacks_of(service: Any, broadcast: bool = False) -> list[tuple[str, str, Callback]]:
+    """(model, event, bound callback) of a service instance, declared or registered.
+
+    ``broadcast`` picks the broadcast callbacks instead of the default ones.
+    """
+    found = [(m, e, c) for m, e, c, b in service.__dict__.get("_notify_callbacks", []) if b == broadcast]
     seen: set[str] = set()
     for klass in type(service).__mro__:
         for attribute, function in vars(klass).items():
             if attribute in seen:
                 continue
             seen.add(attribute)
-            for model_name, event in getattr(function, "__storage_subscriptions__", []):
-                found.append((model_name, event, getattr(service, attribute)))
+            for model_name, event, wanted in getattr(function, _DECLARED, []):
+                if wanted == broadcast:
+                    found.append((model_name, event, getattr(service, attribute)))
     return found
 
 
@@ -182,6 +199,8 @@ def _record_model_names() -> list[str]:
 def _subscribe_on_start(app: Celery, spec: ServiceSpec, queue: str) -> None:
     """Startup hook: register this service's notification tasks and announce them."""
     probe = spec.cls(**instances.options)
+    if callbacks_of(probe, broadcast=True):
+        _broadcast_services.add(spec.cls)
     filters = sorted({(m, e) for m, e, _ in callbacks_of(probe)})
     if not filters:
         return
@@ -215,10 +234,12 @@ def _install_notify_task(app: Celery, spec: ServiceSpec, queue: str, model_name:
              service_name=spec.name, method_name=address, queue_name=queue)(deliver)
 
 
-def _dispatch(service: Any, model_name: str, event: str, body: dict[str, Any], message: Message) -> None:
+def _dispatch(
+    service: Any, model_name: str, event: str, body: dict[str, Any], message: Message, broadcast: bool = False
+) -> None:
     """Run every matching callback; one failing does not stop the others (nor is retried)."""
     failed = []
-    for filter_model, filter_event, callback in callbacks_of(service):
+    for filter_model, filter_event, callback in callbacks_of(service, broadcast):
         if filter_model in (ANY_MODEL, model_name) and filter_event in (NOTIFY_EVENT_ANY, event):
             try:
                 callback(body, message)
@@ -231,6 +252,24 @@ def _dispatch(service: Any, model_name: str, event: str, body: dict[str, Any], m
 
 
 _startup.add_startup_hook(_subscribe_on_start)
+
+#: Service classes of this worker with broadcast callbacks (set before the prefork).
+_broadcast_services: set[type[Any]] = set()
+
+
+@worker_process_init.connect(weak=False)
+def _listen_for_broadcasts(**_: Any) -> None:
+    """In each pool process, start a listener for every service with broadcast callbacks."""
+    for cls in _broadcast_services:
+        broadcasting.Listener(functools.partial(_deliver_broadcast, cls)).start()
+
+
+def _deliver_broadcast(cls: type[Any], body: dict[str, Any]) -> None:
+    model_name, event = str(body.get("class")), str(body.get("event"))
+    headers = {"revision": body.get("revision"), "event": event, "broadcast": True}
+    address = notification_address(model_name, event)
+    message = Message.stand_in(method=address, routing_key=address, headers=headers)
+    _dispatch(instances.get(cls), model_name, event, body, message, broadcast=True)
 
 
 # -- storage side: who to tell, and telling them ------------------------------------------------
@@ -261,6 +300,7 @@ class Notifier:
             "model": cls.from_dict(outcome.data).to_dict_safe(),
             "revision": outcome.revision,
         }
+        broadcasting.publish(body)
         sent = 0
         for subscription in self.subscriptions():
             if subscription.matches(cls.__name__, outcome.event):
