@@ -64,7 +64,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Flower sees every call, from sending to result.
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "task_track_started": True,
         # Unknown queues are an error, never silently created.
         "task_create_missing_queues": False,
         "task_default_exchange": settings.exchange,
