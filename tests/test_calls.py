@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from commissaire_tasks import bus
-from commissaire_tasks.app import create_app, default_app
+from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import (
@@ -28,10 +27,22 @@ from workers.simple import SimpleService
 SERVICES = "workers.simple,tests.services"
 
 
+@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest, redis_server: RedisServer) -> tuple[str, str | None]:
+    """(broker URL, result backend): the session's Redis, or RabbitMQ with Redis results."""
+    if request.param == "redis":
+        return redis_server.url, None
+    return request.getfixturevalue("rabbitmq_url"), redis_server.url
+
+
 @pytest.fixture(scope="module")
-def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def worker(
+    broker: tuple[str, str | None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    broker_url, backend = broker
     process = WorkerProcess(
-        broker_url=redis_server.url,
+        broker_url=broker_url,
+        result_backend=backend,
         queues=["simple", "my", "introspect", "error"],
         concurrency=2,
         env={"COMMISSAIRE_SERVICES": SERVICES},
@@ -41,37 +52,46 @@ def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
         yield process
 
 
-def test_parameters_may_be_positional_or_keyword(worker: WorkerProcess) -> None:
+@pytest.fixture(scope="module")
+def bus(broker: tuple[str, str | None]) -> Bus:
+    """A caller on the module's broker."""
+    broker_url, backend = broker
+    return Bus(create_app(load_settings().replace(broker_url=broker_url, result_backend=backend)))
+
+
+def test_parameters_may_be_positional_or_keyword(worker: WorkerProcess, bus: Bus) -> None:
     assert bus.call("simple.add", 1, 2) == 3
     assert bus.call("simple.add", x=1, y=2) == 3
     assert bus.call("simple.add", params=[1, 2]) == 3
     assert bus.call("simple.add", params={"x": "a", "y": "b"}) == "ab"
 
 
-def test_send_returns_an_async_result(worker: WorkerProcess) -> None:
+def test_send_returns_an_async_result(worker: WorkerProcess, bus: Bus) -> None:
     assert bus.send("simple.add", 2, 2).get() == 4
 
 
-def test_plain_send_task_reaches_the_service(worker: WorkerProcess) -> None:
-    assert default_app().send_task("simple.add", args=[1, 2]).get(timeout=10) == 3
+def test_plain_send_task_reaches_the_service(worker: WorkerProcess, bus: Bus) -> None:
+    assert bus.app.send_task("simple.add", args=[1, 2]).get(timeout=10) == 3
 
 
-def test_delay_on_the_imported_class_works(worker: WorkerProcess) -> None:
+def test_delay_on_the_imported_class_works(worker: WorkerProcess, broker: tuple[str, str | None]) -> None:
+    if broker[1] is not None:
+        pytest.skip("the class's tasks use the default app, which is on the session's Redis")
     assert SimpleService.add.delay(1, 2).get() == 3
 
 
-def test_request_answers_in_json_rpc_shape(worker: WorkerProcess) -> None:
+def test_request_answers_in_json_rpc_shape(worker: WorkerProcess, bus: Bus) -> None:
     response = bus.request("my.echo", params={"words": "hello"})
     assert response["jsonrpc"] == "2.0"
     assert response["result"] == "hello"
     assert response["id"]
 
 
-def test_a_service_calling_itself_over_the_bus_does_not_deadlock(worker: WorkerProcess) -> None:
+def test_a_service_calling_itself_over_the_bus_does_not_deadlock(worker: WorkerProcess, bus: Bus) -> None:
     assert bus.call("simple.wordy_add", 1, 2, timeout=10) == "1 plus 2 is 3"
 
 
-def test_message_describes_the_call(worker: WorkerProcess) -> None:
+def test_message_describes_the_call(worker: WorkerProcess, bus: Bus) -> None:
     result = bus.send("introspect.describe")
     described = result.get()
     assert described["id"] == result.id
@@ -83,15 +103,14 @@ def test_message_describes_the_call(worker: WorkerProcess) -> None:
     assert described["has_request"] is True
 
 
-def test_a_builtin_exception_arrives_as_itself(worker: WorkerProcess) -> None:
+def test_a_builtin_exception_arrives_as_itself(worker: WorkerProcess, bus: Bus) -> None:
     with pytest.raises(NotImplementedError, match="I was never created"):
         bus.call("my.fail")
     with pytest.raises(NotImplementedError, match="I was never created"):
-        SimpleService  # the class import must not matter
-        default_app().send_task("my.fail").get(timeout=10)
+        bus.app.send_task("my.fail").get(timeout=10)
 
 
-def test_rpc_errors_arrive_with_code_and_data(worker: WorkerProcess) -> None:
+def test_rpc_errors_arrive_with_code_and_data(worker: WorkerProcess, bus: Bus) -> None:
     with pytest.raises(StorageLookupError) as lookup:
         bus.call("error.lookup", "h1")
     assert lookup.value.code == -20000
@@ -102,7 +121,7 @@ def test_rpc_errors_arrive_with_code_and_data(worker: WorkerProcess) -> None:
     assert container.value.data["manager"] == "m1"
 
 
-def test_an_unknown_exception_arrives_as_rpc_error_naming_its_type(worker: WorkerProcess) -> None:
+def test_an_unknown_exception_arrives_as_rpc_error_naming_its_type(worker: WorkerProcess, bus: Bus) -> None:
     with pytest.raises(RemoteProcedureCallError) as error:
         bus.call("error.custom")
     assert type(error.value) is RemoteProcedureCallError
@@ -111,7 +130,7 @@ def test_an_unknown_exception_arrives_as_rpc_error_naming_its_type(worker: Worke
     assert "something odd" in str(error.value)
 
 
-def test_an_unknown_method_fails_with_method_not_found(worker: WorkerProcess) -> None:
+def test_an_unknown_method_fails_with_method_not_found(worker: WorkerProcess, bus: Bus) -> None:
     with pytest.raises(MethodNotFound) as error:
         bus.call("my.no_such_method", timeout=10)
     assert error.value.code == -32601
@@ -123,34 +142,33 @@ def test_an_unknown_method_fails_with_method_not_found(worker: WorkerProcess) ->
     ids=["missing", "extra", "unknown-keyword"],
 )
 def test_wrong_parameters_fail_with_invalid_params(
-    worker: WorkerProcess, args: tuple[int, ...], kwargs: dict[str, int]
-) -> None:
+    worker: WorkerProcess, args: tuple[int, ...], kwargs: dict[str, int], bus: Bus) -> None:
     with pytest.raises(InvalidParams) as error:
         bus.call("simple.add", *args, **kwargs)
     assert error.value.code == -32602
 
 
-def test_the_worker_keeps_serving_after_errors(worker: WorkerProcess) -> None:
+def test_the_worker_keeps_serving_after_errors(worker: WorkerProcess, bus: Bus) -> None:
     for key in ("my.fail", "error.custom", "error.key"):
         with pytest.raises(Exception):  # noqa: B017 - any error; the point is what follows
             bus.call(key)
     assert bus.call("my.ping") == "pong"
 
 
-def test_a_routing_key_no_queue_is_bound_to_fails_at_once() -> None:
+def test_a_routing_key_no_queue_is_bound_to_fails_at_once(bus: Bus) -> None:
     with pytest.raises(NoRouteError, match="queues.unknown.ping"):
         bus.call("queues.unknown.ping")
     with pytest.raises(NoRouteError):
         bus.call("no_method_segment")
 
 
-def test_a_call_nobody_serves_times_out_naming_the_routing_key(unique: str) -> None:
+def test_a_call_nobody_serves_times_out_naming_the_routing_key(unique: str, bus: Bus) -> None:
     with pytest.raises(CallTimeout, match=f"nobody_{unique}.ping"):
         bus.call(f"nobody_{unique}.ping", timeout=0.5)
 
 
-def test_oversized_parameters_are_refused_before_sending(worker: WorkerProcess) -> None:
-    limit = default_app().settings.max_payload_bytes
+def test_oversized_parameters_are_refused_before_sending(worker: WorkerProcess, bus: Bus) -> None:
+    limit = bus.app.settings.max_payload_bytes
     with pytest.raises(PayloadTooLarge):
         bus.call("my.echo", "x" * (limit + 1))
 

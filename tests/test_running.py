@@ -124,17 +124,3 @@ def test_warm_shutdown_finishes_the_call_in_flight(
     assert in_flight.get(timeout=5) == 2
     with WorkerProcess(broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path):
         assert [r.get(timeout=15) for r in queued] == [0] * 5
-
-
-@pytest.mark.rabbitmq
-def test_rabbitmq_works_as_the_broker(rabbitmq_url: str, redis_server: RedisServer, tmp_path: Path) -> None:
-    env = {"COMMISSAIRE_SERVICES": "workers.simple", "COMMISSAIRE_RESULT_BACKEND": redis_server.url}
-    worker = WorkerProcess(
-        broker_url=rabbitmq_url, queues=["simple", "my"], env=env, log_dir=tmp_path, concurrency=1
-    )
-    caller = Bus(create_app(load_settings().replace(broker_url=rabbitmq_url, result_backend=redis_server.url)))
-    with worker:
-        assert caller.call("simple.add", 1, 2) == 3
-        assert caller.call("simple.wordy_add", 1, 2) == "1 plus 2 is 3"
-        with pytest.raises(NotImplementedError):
-            caller.call("my.fail")

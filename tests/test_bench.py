@@ -1,0 +1,132 @@
+"""The bench runs end to end in quick mode and reports every row; it never judges speed.
+
+The bench starts its own Redis and workers (the session Redis named by
+``COMMISSAIRE_BROKER_URL`` must not matter), so this test also checks that
+every process it started is gone afterwards, and kills any left, by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from bench.cli import main
+
+ROWS = {
+    "redis_ping",
+    "publish_only",
+    "round_trip",
+    "throughput",
+    "payload",
+    "rabbitmq",
+    "storage",
+    "memory",
+}
+PAIRS = {"framework/bare_identical", "framework/bare_default"}
+
+
+def children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+@pytest.fixture
+def no_leftover_processes() -> Iterator[None]:
+    """Fails the test if a process the bench started outlives it (and kills it)."""
+    before = children()
+    yield
+    leftover = children() - before
+    for pid in leftover:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not leftover, f"the bench left processes running: {sorted(leftover)}"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def assert_latency_cell(cell: dict[str, Any]) -> None:
+    assert cell["unit"] == "ms"
+    for figures in cell["systems"].values():
+        assert is_number(figures["p50"]) and is_number(figures["p99"])
+    assert set(cell["ratios"]) == PAIRS
+    for ratio in cell["ratios"].values():
+        assert is_number(ratio["p50"]) and is_number(ratio["p99"])
+
+
+def assert_rate_cell(cell: dict[str, Any]) -> None:
+    assert cell["unit"] == "calls/s"
+    for figures in cell["systems"].values():
+        assert is_number(figures["median"])
+    assert set(cell["ratios"]) == PAIRS
+    assert all(is_number(ratio) for ratio in cell["ratios"].values())
+
+
+def test_quick_bench_writes_every_row_with_numeric_ratios(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_leftover_processes: None
+) -> None:
+    # Given a quick run writing JSON and a plot
+    out = tmp_path / "bench.json"
+    plot = tmp_path / "bench.png"
+
+    # When it runs
+    code = main(
+        [
+            "--quick",
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--quiet",
+        ]
+    )
+
+    # Then it completes, prints one table with the target checks, and the JSON has every row
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "round trip p50 ms" in table and "targets at -c 2" in table
+    results = json.loads(out.read_text())
+    rows = results["rows"]
+    assert ROWS <= set(rows)
+    assert results["meta"]["mode"] == "quick"
+
+    for concurrency in ("c1", "c2", "c4"):
+        assert_latency_cell(rows["round_trip"][concurrency])
+        assert_rate_cell(rows["throughput"][concurrency])
+    assert_rate_cell(rows["publish_only"])
+    assert set(rows["payload"]) == {"1KB", "100KB", "1MB"}
+    for cell in rows["payload"].values():
+        assert_latency_cell(cell)
+    assert is_number(rows["redis_ping"]["p50"])
+
+    memory = rows["memory"]
+    assert memory["calls"] == 2000
+    assert all(is_number(memory[k]) for k in ("rss_before_mb", "rss_after_mb", "drain_calls_per_s"))
+
+    rabbit = rows["rabbitmq"]
+    if "skipped" not in rabbit:
+        assert is_number(rabbit["round_trip"]["ratios"]["framework/bare_default"]["p50"])
+        assert is_number(rabbit["throughput"]["ratios"]["framework/bare_default"])
+        assert all(is_number(v["p50"]) for v in rabbit["vs_redis"].values())
+
+    assert rows["storage"] is None or isinstance(rows["storage"], dict)
+
+    # And every target is reported with a numeric value and a verdict, whatever the verdict
+    assert len(results["targets"]) == 7
+    for target in results["targets"]:
+        assert is_number(target["value"]) and isinstance(target["pass"], bool)
+
+    # And the plot is drawn, or a note says why not
+    assert plot.exists() or any("matplotlib" in note for note in results["notes"])
