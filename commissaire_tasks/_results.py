@@ -21,7 +21,14 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import BrokerUnavailable, CallTimeout, InternalError, MethodNotFound, error_from_jsonrpc, jsonrpc_error
+from .errors import (
+    BrokerUnavailable,
+    CallTimeout,
+    InternalError,
+    MethodNotFound,
+    error_from_jsonrpc,
+    jsonrpc_error,
+)
 
 #: Errors that mean the broker or the result backend cannot be reached.
 UNREACHABLE = (OperationalError, ConnectionError, RedisConnectionError, RedisTimeoutError)

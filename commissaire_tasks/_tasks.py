@@ -121,7 +121,9 @@ def _param_checker(
 ) -> Callable[[Any, Message, tuple[Any, ...], Mapping[str, Any]], None]:
     signature = inspect.signature(function)
 
-    def check(service: Any, message: Message, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    def check(
+        service: Any, message: Message, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> None:
         try:
             signature.bind(service, message, *args, **kwargs)
         except TypeError as exc:

@@ -168,7 +168,11 @@ def _route_for(app: CommissaireCelery) -> Any:
         # Straight to the queue the topic exchange would pick (it stays bound there):
         # no binding lookup per call, and a message restored after a crash finds its
         # queue again (kombu's Redis transport can lose topic-routed restores).
-        return {"queue": spec.to_kombu(app.settings.exchange), "exchange": "", "routing_key": spec.name}
+        return {
+            "queue": spec.to_kombu(app.settings.exchange),
+            "exchange": "",
+            "routing_key": spec.name,
+        }
 
     return route
 

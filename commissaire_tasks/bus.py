@@ -57,8 +57,8 @@ class Bus:
         **kwargs: Any,
     ) -> Any:
         """Call a method and return its result, or raise the error it raised."""
-        args, kwargs = _merge(args, params, kwargs)
-        return self._call(routing_key, args, kwargs, timeout, str(uuid.uuid4()))
+        positional, keyword = _merge(args, params, kwargs)
+        return self._call(routing_key, positional, keyword, timeout, str(uuid.uuid4()))
 
     def notify(self, routing_key: str, *args: Any, params: Params = None, **kwargs: Any) -> None:
         """Send a call without waiting; its result is not stored."""

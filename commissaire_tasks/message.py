@@ -80,7 +80,8 @@ class Message:
             # published straight to that key's queue, so the delivery's own key
             # is the queue name.
             routing_key=task.name,
-            exchange=delivery.get("exchange") or (settings.exchange if delivery and settings else ""),
+            exchange=delivery.get("exchange")
+            or (settings.exchange if delivery and settings else ""),
             queue=queue if delivery else "",
             headers=MappingProxyType(dict(request.headers or {})),
             retries=request.retries or 0,

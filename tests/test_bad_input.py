@@ -35,7 +35,9 @@ pytestmark = pytest.mark.reliability
 TRIED: dict[str, int] = {}
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 few_examples = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -46,11 +48,17 @@ def tried(kind: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def worker(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
     process = WorkerProcess(
-        broker_url=redis_server.url, queues=["simple", "my", "error"], concurrency=2,
-        env={"COMMISSAIRE_SERVICES": "workers.simple,tests.services",
-             "COMMISSAIRE_MAX_PAYLOAD_BYTES": "200000"},
+        broker_url=redis_server.url,
+        queues=["simple", "my", "error"],
+        concurrency=2,
+        env={
+            "COMMISSAIRE_SERVICES": "workers.simple,tests.services",
+            "COMMISSAIRE_MAX_PAYLOAD_BYTES": "200000",
+        },
         log_dir=tmp_path_factory.mktemp("bad-input"),
     )
     with process:
@@ -75,7 +83,10 @@ def test_parameters_of_wrong_type_get_the_methods_error(worker: WorkerProcess, v
 
 
 @few_examples
-@given(args=st.lists(json_values, max_size=5), kwargs=st.dictionaries(st.sampled_from("xyzw"), json_values, max_size=3))
+@given(
+    args=st.lists(json_values, max_size=5),
+    kwargs=st.dictionaries(st.sampled_from("xyzw"), json_values, max_size=3),
+)
 def test_missing_and_extra_parameters_get_invalid_params(
     worker: WorkerProcess, args: list[Any], kwargs: dict[str, Any]
 ) -> None:
@@ -118,18 +129,29 @@ def test_deeply_nested_parameters_fail_clearly(worker: WorkerProcess) -> None:
     still_serving()
 
 
-def publish_raw(redis_server: RedisServer, queue: str, body: bytes, content_type: str,
-                headers: dict[str, Any]) -> None:
+def publish_raw(
+    redis_server: RedisServer, queue: str, body: bytes, content_type: str, headers: dict[str, Any]
+) -> None:
     with Connection(redis_server.url) as connection:
         producer = Producer(connection.default_channel)
         producer.publish(
-            body, exchange=Exchange(""), routing_key=queue, content_type=content_type,
-            content_encoding="utf-8", headers=headers, declare=[Queue(queue)],
+            body,
+            exchange=Exchange(""),
+            routing_key=queue,
+            content_type=content_type,
+            content_encoding="utf-8",
+            headers=headers,
+            declare=[Queue(queue)],
         )
 
 
-def raw_call(redis_server: RedisServer, body: bytes, content_type: str = "application/json",
-             task: str | None = "my.echo", **extra: Any) -> str:
+def raw_call(
+    redis_server: RedisServer,
+    body: bytes,
+    content_type: str = "application/json",
+    task: str | None = "my.echo",
+    **extra: Any,
+) -> str:
     call_id = str(uuid.uuid4())
     headers: dict[str, Any] = {"id": call_id, "lang": "py", **extra}
     if task is not None:
@@ -148,7 +170,9 @@ def outcome(call_id: str) -> BaseException | None:
 
 @few_examples
 @given(body=st.binary(min_size=1, max_size=64))
-def test_undecodable_bodies_get_parse_error(worker: WorkerProcess, redis_server: RedisServer, body: bytes) -> None:
+def test_undecodable_bodies_get_parse_error(
+    worker: WorkerProcess, redis_server: RedisServer, body: bytes
+) -> None:
     tried("undecodable bodies")
     try:
         json.loads(body)
@@ -175,7 +199,9 @@ def test_a_pickle_message_is_refused_never_deserialized(
     still_serving()
 
 
-def test_a_message_without_task_headers_is_rejected(worker: WorkerProcess, redis_server: RedisServer) -> None:
+def test_a_message_without_task_headers_is_rejected(
+    worker: WorkerProcess, redis_server: RedisServer
+) -> None:
     tried("missing headers")
     body = json.dumps([["hi"], {}, {}]).encode()
     error = outcome(raw_call(redis_server, body, task=None))
@@ -185,7 +211,9 @@ def test_a_message_without_task_headers_is_rejected(worker: WorkerProcess, redis
 
 @few_examples
 @given(name=st.text(alphabet=string.ascii_letters + "._-", min_size=1, max_size=30))
-def test_unknown_task_names_get_method_not_found(worker: WorkerProcess, redis_server: RedisServer, name: str) -> None:
+def test_unknown_task_names_get_method_not_found(
+    worker: WorkerProcess, redis_server: RedisServer, name: str
+) -> None:
     tried("unknown task names")
     if name in default_app().tasks:
         return
@@ -193,7 +221,9 @@ def test_unknown_task_names_get_method_not_found(worker: WorkerProcess, redis_se
     assert isinstance(outcome(raw_call(redis_server, body, task=name)), MethodNotFound)
 
 
-def test_an_oversized_raw_message_is_refused_by_the_worker(worker: WorkerProcess, redis_server: RedisServer) -> None:
+def test_an_oversized_raw_message_is_refused_by_the_worker(
+    worker: WorkerProcess, redis_server: RedisServer
+) -> None:
     tried("oversized raw")
     body = json.dumps([["x" * 300_000], {}, {}]).encode()
     assert isinstance(outcome(raw_call(redis_server, body)), PayloadTooLarge)

@@ -74,7 +74,9 @@ def test_plain_send_task_reaches_the_service(worker: WorkerProcess, bus: Bus) ->
     assert bus.app.send_task("simple.add", args=[1, 2]).get(timeout=10) == 3
 
 
-def test_delay_on_the_imported_class_works(worker: WorkerProcess, broker: tuple[str, str | None]) -> None:
+def test_delay_on_the_imported_class_works(
+    worker: WorkerProcess, broker: tuple[str, str | None]
+) -> None:
     if broker[1] is not None:
         pytest.skip("the class's tasks use the default app, which is on the session's Redis")
     assert SimpleService.add.delay(1, 2).get() == 3
@@ -87,7 +89,9 @@ def test_request_answers_in_json_rpc_shape(worker: WorkerProcess, bus: Bus) -> N
     assert response["id"]
 
 
-def test_a_service_calling_itself_over_the_bus_does_not_deadlock(worker: WorkerProcess, bus: Bus) -> None:
+def test_a_service_calling_itself_over_the_bus_does_not_deadlock(
+    worker: WorkerProcess, bus: Bus
+) -> None:
     assert bus.call("simple.wordy_add", 1, 2, timeout=10) == "1 plus 2 is 3"
 
 
@@ -121,7 +125,9 @@ def test_rpc_errors_arrive_with_code_and_data(worker: WorkerProcess, bus: Bus) -
     assert container.value.data["manager"] == "m1"
 
 
-def test_an_unknown_exception_arrives_as_rpc_error_naming_its_type(worker: WorkerProcess, bus: Bus) -> None:
+def test_an_unknown_exception_arrives_as_rpc_error_naming_its_type(
+    worker: WorkerProcess, bus: Bus
+) -> None:
     with pytest.raises(RemoteProcedureCallError) as error:
         bus.call("error.custom")
     assert type(error.value) is RemoteProcedureCallError
@@ -142,7 +148,8 @@ def test_an_unknown_method_fails_with_method_not_found(worker: WorkerProcess, bu
     ids=["missing", "extra", "unknown-keyword"],
 )
 def test_wrong_parameters_fail_with_invalid_params(
-    worker: WorkerProcess, args: tuple[int, ...], kwargs: dict[str, int], bus: Bus) -> None:
+    worker: WorkerProcess, args: tuple[int, ...], kwargs: dict[str, int], bus: Bus
+) -> None:
     with pytest.raises(InvalidParams) as error:
         bus.call("simple.add", *args, **kwargs)
     assert error.value.code == -32602
@@ -181,5 +188,7 @@ def test_a_call_waits_in_its_queue_until_a_worker_starts(
     pending = caller.send(f"kept.{unique}.echo", "kept")
     assert redis_server.client().llen(f"kept_{unique}") == 1
     env = {"COMMISSAIRE_SERVICES": SERVICES, "COMMISSAIRE_QUEUES": json.dumps([queue])}
-    with WorkerProcess(broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path):
+    with WorkerProcess(
+        broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path
+    ):
         assert pending.get(timeout=15) == "kept"

@@ -35,12 +35,18 @@ def test_draining_many_calls_keeps_memory_flat_and_leaves_nothing_behind(tmp_pat
     queue = {"name": f"load_{run}", "routing_key": f"load_{run}.*", "service": "my"}
     with RedisServer(directory=tmp_path / "redis") as server:
         broker = server.client()
-        settings = load_settings().replace(broker_url=server.url, queues=(queue,), result_expires_s=3)
+        settings = load_settings().replace(
+            broker_url=server.url, queues=(queue,), result_expires_s=3
+        )
         bus = Bus(create_app(settings))
-        env = {"COMMISSAIRE_SERVICES": "workers.simple", "COMMISSAIRE_QUEUES": json.dumps([queue]),
-               "COMMISSAIRE_RESULT_EXPIRES": "3"}
-        worker = WorkerProcess(broker_url=server.url, queues=[queue["name"]], concurrency=2,
-                               env=env, log_dir=tmp_path)
+        env = {
+            "COMMISSAIRE_SERVICES": "workers.simple",
+            "COMMISSAIRE_QUEUES": json.dumps([queue]),
+            "COMMISSAIRE_RESULT_EXPIRES": "3",
+        }
+        worker = WorkerProcess(
+            broker_url=server.url, queues=[queue["name"]], concurrency=2, env=env, log_dir=tmp_path
+        )
         with worker:
             for _ in range(3):  # warm up the pool processes
                 bus.call(f"load_{run}.echo", "warm")
@@ -59,8 +65,10 @@ def test_draining_many_calls_keeps_memory_flat_and_leaves_nothing_behind(tmp_pat
             time.sleep(4)  # past result_expires
             leftover = sum(1 for _ in broker.scan_iter("celery-task-meta-*"))
             end_memory = broker.info("memory")["used_memory"]
-    print(f"\n[load] {CALLS} calls drained; worker RSS {before:.1f} MB -> {after:.1f} MB; "
-          f"result keys left {leftover}; broker memory {start_memory} -> {end_memory} bytes")
+    print(
+        f"\n[load] {CALLS} calls drained; worker RSS {before:.1f} MB -> {after:.1f} MB; "
+        f"result keys left {leftover}; broker memory {start_memory} -> {end_memory} bytes"
+    )
     assert after < before * 1.25 + 10  # flat, allowing for allocator noise
     assert leftover == 0
     assert end_memory < start_memory + 2 * 2**20

@@ -32,7 +32,10 @@ class Stack:
 
     def subscriber(self, queue: str, concurrency: int = 1) -> WorkerProcess:
         return WorkerProcess(
-            broker_url=self.url, queues=[queue], concurrency=concurrency, log_dir=self.log_dir,
+            broker_url=self.url,
+            queues=[queue],
+            concurrency=concurrency,
+            log_dir=self.log_dir,
             env={"COMMISSAIRE_SERVICES": SUBSCRIBERS, "TEST_RECORD_URL": self.record_url},
         )
 
@@ -86,7 +89,9 @@ def test_each_subscribing_service_gets_one_delivery_per_change(stack: Stack) -> 
     audit = [d for d in deliveries if d[0] == "audit"]
     watch = [d for d in deliveries if d[0] == "watch"]
     assert [(d[1], d[2]) for d in sorted(audit, key=lambda d: int(d[2]))] == [
-        ("created", "1"), ("updated", "2"), ("deleted", "3")
+        ("created", "1"),
+        ("updated", "2"),
+        ("deleted", "3"),
     ]
     assert [(d[1], d[2]) for d in watch] == [("created", "1")]
 
@@ -126,14 +131,25 @@ def test_bad_notification_bodies_are_dropped_and_the_worker_carries_on(stack: St
     bad_bodies = [
         {"event": "exploded", "class": "Host", "model": host.to_dict(), "revision": 1},
         {"event": "created", "class": "NoSuchModel", "model": {}, "revision": 1},
-        {"event": "created", "class": "Host", "model": {"address": host.address, "cpus": "many"}, "revision": 1},
+        {
+            "event": "created",
+            "class": "Host",
+            "model": {"address": host.address, "cpus": "many"},
+            "revision": 1,
+        },
     ]
     from kombu import Exchange, Queue
 
     queue = Queue("audit", Exchange(""), routing_key="audit")
     for body in bad_bodies:
-        app.send_task("audit.notify.storage.Host.created", kwargs=body, queue=queue,
-                      exchange="", routing_key="audit", ignore_result=True)
+        app.send_task(
+            "audit.notify.storage.Host.created",
+            kwargs=body,
+            queue=queue,
+            exchange="",
+            routing_key="audit",
+            ignore_result=True,
+        )
     time.sleep(1.5)
     assert stack.deliveries(host) == []
     log = stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
@@ -151,7 +167,9 @@ def test_a_failing_callback_is_logged_not_retried_and_others_keep_flowing(stack:
     log = stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
     assert "callback exploded on purpose" in log
     assert "Traceback" in log
-    failures = [line for line in log.splitlines() if ".notify.storage.Host." in line and "failed in" in line]
+    failures = [
+        line for line in log.splitlines() if ".notify.storage.Host." in line and "failed in" in line
+    ]
     assert len(failures) == 1  # failed once, not retried
 
 

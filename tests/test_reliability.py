@@ -47,7 +47,11 @@ class Ledger:
         record_server: RedisServer | None = None,
     ) -> None:
         self.run = uuid.uuid4().hex[:8]
-        self.queue = {"name": f"ledger_{self.run}", "routing_key": f"ledger_{self.run}.*", "service": "ledger"}
+        self.queue = {
+            "name": f"ledger_{self.run}",
+            "routing_key": f"ledger_{self.run}.*",
+            "service": "ledger",
+        }
         self.url = redis_server.url
         self.record_url = (record_server or redis_server).url.rsplit("/", 1)[0] + "/8"
         self.log_dir = log_dir
@@ -64,8 +68,11 @@ class Ledger:
 
     def worker(self, concurrency: int = 2) -> WorkerProcess:
         return WorkerProcess(
-            broker_url=self.url, queues=[self.queue["name"]], concurrency=concurrency,
-            env=self.env, log_dir=self.log_dir,
+            broker_url=self.url,
+            queues=[self.queue["name"]],
+            concurrency=concurrency,
+            env=self.env,
+            log_dir=self.log_dir,
         )
 
     def send(self, token: int, seconds: float = 0.0):  # type: ignore[no-untyped-def]
@@ -92,7 +99,9 @@ def test_a_pool_process_killed_mid_call_loses_nothing(ledger: Ledger) -> None:
     assert figures["completed"] == 6
 
 
-def test_a_worker_killed_outright_loses_no_accepted_call(redis_server: RedisServer, tmp_path: Path) -> None:
+def test_a_worker_killed_outright_loses_no_accepted_call(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
     ledger = Ledger(redis_server, tmp_path, visibility_s=3)
     worker = ledger.worker(concurrency=2).start()
     results = [ledger.send(token, seconds=0.5) for token in range(20)]
@@ -136,7 +145,10 @@ def test_a_broker_restart_under_load_is_survived(
             except (CallTimeout, BrokerUnavailable):
                 pass  # this waiter lost its subscription in the outage; the ledger counts the work
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(set(ledger.tokens()) & {str(t).encode() for t in range(20)}) < 20:
+    while (
+        time.monotonic() < deadline
+        and len(set(ledger.tokens()) & {str(t).encode() for t in range(20)}) < 20
+    ):
         time.sleep(0.5)
     tokens = [t for t in ledger.tokens() if int(t) < 40]
     figures = report("redis restart under load", 40, tokens)

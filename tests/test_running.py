@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def bus_for(broker_url: str, exchange: str = "commissaire", **settings: object) -> Bus:
-    return Bus(create_app(load_settings().replace(broker_url=broker_url, exchange=exchange, **settings)))
+    return Bus(
+        create_app(load_settings().replace(broker_url=broker_url, exchange=exchange, **settings))
+    )
 
 
 def wait_for_answer(call: Callable[[], object], timeout_s: float = 30.0) -> object:
@@ -49,7 +51,9 @@ def script_process(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen[
 
     yield start
     for process in started:
-        for child in psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []:
+        for child in (
+            psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
+        ):
             child.kill()
         if process.poll() is None:
             process.kill()
@@ -64,7 +68,8 @@ def test_service_manager_runs_n_processes_on_custom_queues(
     manager = script_process(
         "from commissaire_tasks.worker import ServiceManager\n"
         "from tests.services import IntrospectService\n"
-        f"ServiceManager(service_class=IntrospectService, process_count=3, exchange_name={exchange!r},"
+        "ServiceManager(service_class=IntrospectService, process_count=3,"
+        f" exchange_name={exchange!r},"
         f" connection_url={redis_server.url!r}, qkwargs={qkwargs!r}).run()\n"
     )
     caller = bus_for(redis_server.url, exchange, queues=tuple(qkwargs))
@@ -91,7 +96,10 @@ def test_service_manager_runs_n_processes_on_custom_queues(
 
 
 def test_run_serves_one_process_in_the_foreground(
-    redis_server: RedisServer, script_process: Callable[[str], subprocess.Popen[bytes]], tmp_path: Path, unique: str
+    redis_server: RedisServer,
+    script_process: Callable[[str], subprocess.Popen[bytes]],
+    tmp_path: Path,
+    unique: str,
 ) -> None:
     config = tmp_path / "service.json"
     config.write_text(json.dumps({"greeting": "hello"}))
@@ -114,7 +122,9 @@ def test_warm_shutdown_finishes_the_call_in_flight(
 ) -> None:
     queue = {"name": f"slow_{unique}", "routing_key": f"slow_{unique}.*", "service": "introspect"}
     env = {"COMMISSAIRE_SERVICES": "tests.services", "COMMISSAIRE_QUEUES": json.dumps([queue])}
-    worker = WorkerProcess(broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path)
+    worker = WorkerProcess(
+        broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path
+    )
     caller = bus_for(redis_server.url, queues=(queue,))
     with worker:
         in_flight = caller.send(f"slow_{unique}.sleep", 2)
@@ -122,5 +132,7 @@ def test_warm_shutdown_finishes_the_call_in_flight(
         time.sleep(0.8)
         assert worker.stop() == 0
     assert in_flight.get(timeout=5) == 2
-    with WorkerProcess(broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path):
+    with WorkerProcess(
+        broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path
+    ):
         assert [r.get(timeout=15) for r in queued] == [0] * 5

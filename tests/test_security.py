@@ -29,15 +29,26 @@ def test_a_broker_with_a_password_works_and_the_password_is_never_printed(
     protected_redis: RedisServer, tmp_path: Path
 ) -> None:
     worker = WorkerProcess(
-        broker_url=protected_redis.url, queues=["simple", "my"], log_dir=tmp_path,
+        broker_url=protected_redis.url,
+        queues=["simple", "my"],
+        log_dir=tmp_path,
         env={"COMMISSAIRE_SERVICES": "workers.simple"},
     )
     caller = Bus(create_app(load_settings().replace(broker_url=protected_redis.url)))
     with worker:
         assert caller.call("simple.add", 1, 2) == 3
         status = subprocess.run(
-            [sys.executable, "-m", "commissaire_tasks.cli", "--bus-uri", protected_redis.url, "status"],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "commissaire_tasks.cli",
+                "--bus-uri",
+                protected_redis.url,
+                "status",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={**worker.env, "COMMISSAIRE_SERVICES": "workers.simple"},
         )
     assert "simple" in status.stdout

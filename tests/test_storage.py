@@ -29,18 +29,45 @@ def handler_configs(tmp: Path, redis_url: str) -> dict[str, dict]:
     table = f"records_{uuid.uuid4().hex[:8]}"
     return {
         "redis": {},
-        "postgresql": {"storage_handlers": [{
-            "type": "sql", "models": ["Host*", "Cluster*", "Network", "ContainerManagerConfig", "WatcherRecord"],
-            "url": "postgresql+psycopg://postgres@127.0.0.1:5432/test", "table": table}]},
-        "sqlite": {"storage_handlers": [{
-            "type": "sql", "models": ["Host*", "Cluster*", "Network", "ContainerManagerConfig", "WatcherRecord"],
-            "url": f"sqlite:///{tmp / 'records.db'}"}]},
+        "postgresql": {
+            "storage_handlers": [
+                {
+                    "type": "sql",
+                    "models": [
+                        "Host*",
+                        "Cluster*",
+                        "Network",
+                        "ContainerManagerConfig",
+                        "WatcherRecord",
+                    ],
+                    "url": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+                    "table": table,
+                }
+            ]
+        },
+        "sqlite": {
+            "storage_handlers": [
+                {
+                    "type": "sql",
+                    "models": [
+                        "Host*",
+                        "Cluster*",
+                        "Network",
+                        "ContainerManagerConfig",
+                        "WatcherRecord",
+                    ],
+                    "url": f"sqlite:///{tmp / 'records.db'}",
+                }
+            ]
+        },
     }
 
 
 @pytest.fixture(scope="module", params=["redis", "postgresql", "sqlite"])
 def storage(
-    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[StorageClient, WorkerProcess, str]]:
     tmp = tmp_path_factory.mktemp(f"storage-{request.param}")
     db = {"redis": 1, "postgresql": 2, "sqlite": 3}[request.param]
@@ -48,7 +75,10 @@ def storage(
     config = tmp / "storage.json"
     config.write_text(json.dumps(handler_configs(tmp, url)[request.param]))
     worker = WorkerProcess(
-        broker_url=url, app="workers.storage", concurrency=2, log_dir=tmp,
+        broker_url=url,
+        app="workers.storage",
+        concurrency=2,
+        log_dir=tmp,
         extra_args=["--config-file", str(config)],
     )
     with worker:
@@ -71,13 +101,26 @@ def unique_name(prefix: str) -> str:
 def sample_records() -> list[models.Model]:
     name = unique_name("c")
     return [
-        models.Host.new(address=unique_name("10.0.0"), status="active", os="fedora", cpus=4, memory=8192, space=100),
-        models.HostCreds.new(address=unique_name("10.0.1"), ssh_priv_key=SECRET, remote_user="admin"),
+        models.Host.new(
+            address=unique_name("10.0.0"),
+            status="active",
+            os="fedora",
+            cpus=4,
+            memory=8192,
+            space=100,
+        ),
+        models.HostCreds.new(
+            address=unique_name("10.0.1"), ssh_priv_key=SECRET, remote_user="admin"
+        ),
         models.Cluster.new(name=name, status="ok", network="default", hostset=["10.1.1.1"]),
         models.ClusterDeploy.new(name=name, status="in_process", version="1.2", deployed=["a"]),
-        models.ClusterRestart.new(name=name, status="in_process", restarted=["a"], in_process=["b"]),
+        models.ClusterRestart.new(
+            name=name, status="in_process", restarted=["a"], in_process=["b"]
+        ),
         models.ClusterUpgrade.new(name=name, status="finished", upgraded=["a"]),
-        models.Network.new(name=unique_name("net"), type="flannel_server", options={"address": "10.2.0.0"}),
+        models.Network.new(
+            name=unique_name("net"), type="flannel_server", options={"address": "10.2.0.0"}
+        ),
         models.ContainerManagerConfig.new(name=unique_name("cm"), type="trivial", options={"x": 1}),
     ]
 
@@ -102,7 +145,7 @@ def test_an_update_is_read_back(storage: tuple[StorageClient, WorkerProcess, str
 
 
 def test_a_missing_record_raises_storage_lookup_error_naming_the_model(
-    storage: tuple[StorageClient, WorkerProcess, str]
+    storage: tuple[StorageClient, WorkerProcess, str],
 ) -> None:
     client, _, _ = storage
     with pytest.raises(StorageLookupError) as error:
@@ -111,7 +154,9 @@ def test_a_missing_record_raises_storage_lookup_error_naming_the_model(
     assert "Cluster" in str(error.value)
 
 
-def test_invalid_data_is_refused_locally_before_sending(storage: tuple[StorageClient, WorkerProcess, str]) -> None:
+def test_invalid_data_is_refused_locally_before_sending(
+    storage: tuple[StorageClient, WorkerProcess, str],
+) -> None:
     client, _, _ = storage
     network = models.Network.new(name=unique_name("n"), type="not-a-type")
     with pytest.raises(ValidationError) as error:
@@ -119,7 +164,9 @@ def test_invalid_data_is_refused_locally_before_sending(storage: tuple[StorageCl
     assert error.value.errors
 
 
-def test_invalid_data_sent_anyway_is_refused_by_the_service(storage: tuple[StorageClient, WorkerProcess, str]) -> None:
+def test_invalid_data_sent_anyway_is_refused_by_the_service(
+    storage: tuple[StorageClient, WorkerProcess, str],
+) -> None:
     client, _, _ = storage
     with pytest.raises(ValidationError) as error:
         client.bus.call("storage.save", "Host", {"address": "", "cpus": "many"})
@@ -128,16 +175,22 @@ def test_invalid_data_sent_anyway_is_refused_by_the_service(storage: tuple[Stora
         client.bus.call("storage.save", "NoSuchModel", {"name": "x"})
 
 
-def test_a_batch_with_one_bad_record_writes_nothing(storage: tuple[StorageClient, WorkerProcess, str]) -> None:
+def test_a_batch_with_one_bad_record_writes_nothing(
+    storage: tuple[StorageClient, WorkerProcess, str],
+) -> None:
     client, _, _ = storage
     good = models.Host.new(address=unique_name("good"))
     with pytest.raises(ValidationError):
-        client.bus.call("storage.save", "Host", [good.to_dict(), {"address": unique_name("bad"), "cpus": "x"}])
+        client.bus.call(
+            "storage.save", "Host", [good.to_dict(), {"address": unique_name("bad"), "cpus": "x"}]
+        )
     with pytest.raises(StorageLookupError):
         client.get(good)
 
 
-def test_batches_save_get_and_delete_together(storage: tuple[StorageClient, WorkerProcess, str]) -> None:
+def test_batches_save_get_and_delete_together(
+    storage: tuple[StorageClient, WorkerProcess, str],
+) -> None:
     client, _, _ = storage
     hosts = [models.Host.new(address=unique_name("b")) for _ in range(3)]
     assert [h.address for h in client.save_many(hosts)] == [h.address for h in hosts]
@@ -148,7 +201,9 @@ def test_batches_save_get_and_delete_together(storage: tuple[StorageClient, Work
             client.get(host)
 
 
-def test_list_returns_every_record_of_the_type(storage: tuple[StorageClient, WorkerProcess, str]) -> None:
+def test_list_returns_every_record_of_the_type(
+    storage: tuple[StorageClient, WorkerProcess, str],
+) -> None:
     client, _, _ = storage
     networks = [client.save(models.Network.new(name=unique_name("ln"))) for _ in range(2)]
     listed = client.list(models.Networks)
@@ -156,17 +211,21 @@ def test_list_returns_every_record_of_the_type(storage: tuple[StorageClient, Wor
     assert {n.name for n in networks} <= names
 
 
-def test_a_cluster_carries_computed_host_counts(storage: tuple[StorageClient, WorkerProcess, str]) -> None:
+def test_a_cluster_carries_computed_host_counts(
+    storage: tuple[StorageClient, WorkerProcess, str],
+) -> None:
     client, _, _ = storage
     up = client.save(models.Host.new(address=unique_name("up"), status="active"))
     down = client.save(models.Host.new(address=unique_name("down"), status="failed"))
-    cluster = client.save(models.Cluster.new(name=unique_name("cc"), hostset=[up.address, down.address]))
+    cluster = client.save(
+        models.Cluster.new(name=unique_name("cc"), hostset=[up.address, down.address])
+    )
     fetched = client.get_cluster(cluster.name)
     assert fetched.hosts == {"total": 2, "available": 1, "unavailable": 1}
 
 
 def test_list_store_handlers_describes_handlers_without_secrets(
-    storage: tuple[StorageClient, WorkerProcess, str]
+    storage: tuple[StorageClient, WorkerProcess, str],
 ) -> None:
     client, _, _ = storage
     described = client.list_store_handlers()
@@ -174,7 +233,9 @@ def test_list_store_handlers_describes_handlers_without_secrets(
     assert "secrets" in types
     assert "HostCreds" in next(d for d in described if d["type"] == "secrets")["models"]
     text = json.dumps(described)
-    assert load_settings().replace().broker_url not in text or ":" not in text  # no raw URLs with passwords
+    assert (
+        load_settings().replace().broker_url not in text or ":" not in text
+    )  # no raw URLs with passwords
     import os
 
     assert os.environ["COMMISSAIRE_SECRETS_KEY"] not in text
@@ -208,8 +269,12 @@ def test_bad_handler_configs_stop_the_service_at_start() -> None:
     bad = [
         {"storage_handlers": [{"type": "nosuch", "models": ["Host"]}]},
         {"storage_handlers": [{"type": "redis", "models": ["Nothing*"]}]},
-        {"storage_handlers": [{"type": "redis", "models": ["Host"]},
-                              {"type": "redis", "name": "two", "models": ["Host"]}]},
+        {
+            "storage_handlers": [
+                {"type": "redis", "models": ["Host"]},
+                {"type": "redis", "name": "two", "models": ["Host"]},
+            ]
+        },
         {"storage_handlers": [{"type": "redis", "models": ["Host"], "no_such_option": 1}]},
         {"storage_handlers": [{"type": "redis", "models": ["HostCreds"]}]},
     ]
@@ -218,11 +283,15 @@ def test_bad_handler_configs_stop_the_service_at_start() -> None:
             StorageService.check_config(config)
 
 
-def test_a_worker_with_a_bad_config_refuses_to_start(redis_server: RedisServer, tmp_path: Path) -> None:
+def test_a_worker_with_a_bad_config_refuses_to_start(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
     config = tmp_path / "bad.json"
     config.write_text(json.dumps({"storage_handlers": [{"type": "nosuch", "models": ["Host"]}]}))
     worker = WorkerProcess(
-        broker_url=broker_db(redis_server, 4), app="workers.storage", log_dir=tmp_path,
+        broker_url=broker_db(redis_server, 4),
+        app="workers.storage",
+        log_dir=tmp_path,
         extra_args=["--config-file", str(config)],
     )
     worker.start(wait=False)

@@ -37,7 +37,9 @@ def build(type_name: str, options: dict[str, Any]) -> StoreHandler:
 
 
 @pytest.fixture(params=KINDS)
-def handler(request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path) -> Iterator[StoreHandler]:
+def handler(
+    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[StoreHandler]:
     type_name, options = options_for(request.param, redis_server, tmp_path)
     store = build(type_name, options)
     yield store
@@ -140,12 +142,16 @@ def test_the_secrets_handler_never_writes_plaintext(redis_server: RedisServer) -
         ("secrets", {"key": "not-a-fernet-key"}, "not a valid Fernet key"),
     ],
 )
-def test_bad_options_are_refused_with_a_clear_message(type_name: str, options: dict[str, Any], message: str) -> None:
+def test_bad_options_are_refused_with_a_clear_message(
+    type_name: str, options: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ConfigurationError, match=message):
         handler_class(type_name).check_config(options)
 
 
-def test_the_secrets_handler_refuses_to_start_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_secrets_handler_refuses_to_start_without_a_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("COMMISSAIRE_SECRETS_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="COMMISSAIRE_SECRETS_KEY"):
         handler_class("secrets").check_config({})

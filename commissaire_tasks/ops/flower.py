@@ -17,8 +17,8 @@ from typing import TextIO
 
 from ..config import ENV_BROKER_URL, load_settings
 from ..errors import ConfigurationError
-from .processes import ProcessGroup, stop_signals_hurry, stop_signals_interrupt
 from ..redact import redact_url
+from .processes import ProcessGroup, stop_signals_hurry, stop_signals_interrupt
 
 __all__ = ["FlowerAuth", "flower_command", "resolve_auth", "run_flower"]
 

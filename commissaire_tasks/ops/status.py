@@ -20,8 +20,8 @@ from kombu.exceptions import OperationalError
 from .._registry import ServiceSpec
 from ..app import CommissaireCelery
 from ..errors import BrokerUnavailable
-from ..routing import QueueSpec
 from ..redact import redact_url
+from ..routing import QueueSpec
 from .services import queues_of
 
 __all__ = ["QueueStatus", "StatusReport", "WorkerStatus", "collect_status", "render_table"]
@@ -129,7 +129,7 @@ def _known_queues(
 
 def _connect(connection: Connection, timeout_s: float) -> None:
     try:
-        connection.ensure_connection(  # type: ignore[no-untyped-call]
+        connection.ensure_connection(
             max_retries=1, interval_start=0, interval_step=0.5, timeout=max(timeout_s, 1.0)
         )
     except (OperationalError, OSError) as exc:
@@ -138,7 +138,7 @@ def _connect(connection: Connection, timeout_s: float) -> None:
 
 def _depth(connection: Connection, queue: str) -> int:
     """Messages waiting in ``queue`` (0 when it does not exist yet)."""
-    channel = connection.channel()  # type: ignore[no-untyped-call]
+    channel = connection.channel()
     try:
         return int(channel.queue_declare(queue=queue, passive=True).message_count)
     except connection.channel_errors:

@@ -18,9 +18,9 @@ from .._registry import ServiceSpec
 from ..app import create_app
 from ..config import ENV_BROKER_URL, ENV_SERVICES, load_settings
 from ..errors import CommissaireTasksError, ConfigurationError
+from ..redact import redact_url
 from . import embedded
 from .processes import ProcessGroup, stop_signals_hurry, stop_signals_interrupt
-from ..redact import redact_url
 from .services import ServiceModule, load_service_modules
 
 __all__ = ["UpOptions", "WorkerCommand", "run_up", "worker_commands"]

@@ -13,8 +13,9 @@ Secret models are sealed before they leave the process (see :mod:`.sealing`).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..bus import Bus
 from ..models import Cluster, Host, ListModel, Model, Network, SecretModel, model_class
@@ -64,7 +65,7 @@ class StorageClient:
 
     def get(self, model: M) -> M:
         """The stored record ``model`` identifies (its key is enough)."""
-        return self._one("get", model)  # type: ignore[no-any-return]
+        return self._one("get", model)
 
     def get_many(self, models: Sequence[M]) -> list[M]:
         return self._many("get", models)
@@ -73,7 +74,7 @@ class StorageClient:
         """Validate locally, store, and return the record as stored."""
         model._coerce()
         model._validate()
-        return self._one("save", model)  # type: ignore[no-any-return]
+        return self._one("save", model)
 
     def save_many(self, models: Sequence[M]) -> list[M]:
         """Store several records of one type: all are validated before any is written."""
@@ -92,9 +93,9 @@ class StorageClient:
     def list(self, list_model: type[L]) -> L:
         """Every stored record of ``list_model``'s child type, as ``list_model``."""
         data = self.bus.call(f"{self.prefix}.list", list_model.__name__, timeout=self.timeout)
-        return list_model.from_dict(data)  # type: ignore[return-value]
+        return list_model.from_dict(data)
 
-    def list_store_handlers(self) -> list[dict[str, Any]]:
+    def list_store_handlers(self) -> builtins.list[dict[str, Any]]:
         return self.bus.call(f"{self.prefix}.list_store_handlers", timeout=self.timeout)  # type: ignore[no-any-return]
 
     def get_cluster(self, name: str) -> Cluster:
@@ -122,11 +123,11 @@ class StorageClient:
             raise TypeError("register_callback needs the service: StorageClient(self)")
         register_callback(self._owner, callback, model_type, event, broadcast)
 
-    def _one(self, method: str, model: Model) -> Model:
+    def _one(self, method: str, model: M) -> M:
         result = self._send(method, type(model), self._payload(model))
-        return self._model(type(model), result)
+        return cast(M, self._model(type(model), result))
 
-    def _many(self, method: str, models: Sequence[M]) -> list[M]:
+    def _many(self, method: str, models: Sequence[M]) -> builtins.list[M]:
         if not models:
             return []
         cls = type(_one_type(models)[0])

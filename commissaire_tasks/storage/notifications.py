@@ -28,7 +28,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from .. import _startup
 from .._registry import ServiceSpec
@@ -79,7 +79,11 @@ class Subscription:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"service": self.service, "queue": self.queue, "filters": [list(f) for f in self.filters]}
+        return {
+            "service": self.service,
+            "queue": self.queue,
+            "filters": [list(f) for f in self.filters],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Subscription:
@@ -120,7 +124,11 @@ def on_storage_change(
     _check_filter(model_name, event)
 
     def declare(function: Callback) -> Callback:
-        callback = function if getattr(function, "__notify_callback__", False) else NotifyCallback(function)
+        callback = (
+            function
+            if getattr(function, "__notify_callback__", False)
+            else NotifyCallback(function)
+        )
         declared = list(getattr(callback, _DECLARED, []))
         setattr(callback, _DECLARED, [*declared, (model_name, event, broadcast)])
         return callback
@@ -147,7 +155,9 @@ def callbacks_of(service: Any, broadcast: bool = False) -> list[tuple[str, str, 
 
     ``broadcast`` picks the broadcast callbacks instead of the default ones.
     """
-    found = [(m, e, c) for m, e, c, b in service.__dict__.get("_notify_callbacks", []) if b == broadcast]
+    found = [
+        (m, e, c) for m, e, c, b in service.__dict__.get("_notify_callbacks", []) if b == broadcast
+    ]
     seen: set[str] = set()
     for klass in type(service).__mro__:
         for attribute, function in vars(klass).items():
@@ -215,7 +225,9 @@ def _subscribe_on_start(app: Celery, spec: ServiceSpec, queue: str) -> None:
     logger.info("Subscribed %s to storage changes %s", spec.name, filters)
 
 
-def _install_notify_task(app: Celery, spec: ServiceSpec, queue: str, model_name: str, event: str) -> None:
+def _install_notify_task(
+    app: Celery, spec: ServiceSpec, queue: str, model_name: str, event: str
+) -> None:
     name = notification_task_name(spec.name, model_name, event)
     if name in app.tasks:
         return
@@ -230,12 +242,25 @@ def _install_notify_task(app: Celery, spec: ServiceSpec, queue: str, model_name:
         _dispatch(service, model_name, event, body, message)
 
     deliver.__name__ = f"{cls.__name__}_notify_{model_name}_{event}"
-    app.task(name=name, bind=True, base=ServiceTask, shared=False, ignore_result=True,
-             service_name=spec.name, method_name=address, queue_name=queue)(deliver)
+    app.task(
+        name=name,
+        bind=True,
+        base=ServiceTask,
+        shared=False,
+        ignore_result=True,
+        service_name=spec.name,
+        method_name=address,
+        queue_name=queue,
+    )(deliver)
 
 
 def _dispatch(
-    service: Any, model_name: str, event: str, body: dict[str, Any], message: Message, broadcast: bool = False
+    service: Any,
+    model_name: str,
+    event: str,
+    body: dict[str, Any],
+    message: Message,
+    broadcast: bool = False,
 ) -> None:
     """Run every matching callback; one failing does not stop the others (nor is retried)."""
     failed = []
@@ -244,8 +269,12 @@ def _dispatch(
             try:
                 callback(body, message)
             except Exception:  # noqa: BLE001 - one callback must not starve the others
-                logger.error("Notification callback %s failed on %s", getattr(callback, "__qualname__", callback),
-                             message.routing_key, exc_info=True)
+                logger.error(
+                    "Notification callback %s failed on %s",
+                    getattr(callback, "__qualname__", callback),
+                    message.routing_key,
+                    exc_info=True,
+                )
                 failed.append(getattr(callback, "__qualname__", repr(callback)))
     if failed:
         raise InternalError(f"notification callback(s) failed: {', '.join(failed)}")
@@ -308,9 +337,13 @@ class Notifier:
                 sent += 1
         return sent
 
-    def _send(self, subscription: Subscription, model_name: str, event: str, body: dict[str, Any]) -> None:
+    def _send(
+        self, subscription: Subscription, model_name: str, event: str, body: dict[str, Any]
+    ) -> None:
         app = self._bus.app
-        queue = Queue(subscription.queue, Exchange(""), routing_key=subscription.queue, durable=True)
+        queue = Queue(
+            subscription.queue, Exchange(""), routing_key=subscription.queue, durable=True
+        )
         app.send_task(
             notification_task_name(subscription.service, model_name, event),
             kwargs=body,
@@ -321,5 +354,7 @@ class Notifier:
         )
 
 
-def matching_subscriptions(subscriptions: Iterable[Subscription], model_name: str, event: str) -> list[Subscription]:
+def matching_subscriptions(
+    subscriptions: Iterable[Subscription], model_name: str, event: str
+) -> list[Subscription]:
     return [s for s in subscriptions if s.matches(model_name, event)]

@@ -53,7 +53,9 @@ class HandlerTable:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         definitions = config.get(CONFIG_KEY) or []
-        if not isinstance(definitions, list) or not all(isinstance(d, Mapping) for d in definitions):
+        if not isinstance(definitions, list) or not all(
+            isinstance(d, Mapping) for d in definitions
+        ):
             raise ConfigurationError(f"{CONFIG_KEY!r} must be a list of handler objects")
         record_models = {
             name: cls for name, cls in model_types().items() if not issubclass(cls, ListModel)
@@ -154,7 +156,9 @@ class HandlerTable:
                 self._by_model[model] = merged
 
 
-def _entry(name: str, type_name: str, options: Mapping[str, Any], models: tuple[str, ...]) -> HandlerEntry:
+def _entry(
+    name: str, type_name: str, options: Mapping[str, Any], models: tuple[str, ...]
+) -> HandlerEntry:
     cls = handler_class(type_name)
     try:
         config = cls.check_config(options)

@@ -27,8 +27,9 @@ class Sealer:
         key = key or os.environ.get(ENV_SECRETS_KEY)
         if not key:
             raise ConfigurationError(
-                f"secret models need a key: set {ENV_SECRETS_KEY} (a Fernet key, see "
-                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)"
+                f"secret models need a key: set {ENV_SECRETS_KEY} to a Fernet key, e.g. from "
+                "`python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'`"
             )
         from cryptography.fernet import Fernet
 

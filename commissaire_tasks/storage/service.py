@@ -121,7 +121,13 @@ class StorageService(CommissaireService):
         """The key named by identifying data, plus ``source`` when given (Hosts)."""
         data = self.sealer.unseal(data) if is_sealed(data) else data
         field = _key_field(cls)
-        key = data if isinstance(data, str) else (data or {}).get(field) if isinstance(data, dict) else None
+        key = (
+            data
+            if isinstance(data, str)
+            else (data or {}).get(field)
+            if isinstance(data, dict)
+            else None
+        )
         if not isinstance(key, str) or not key:
             raise InvalidParams(f"{cls.__name__} lookup needs a non-empty {field!r}")
         source = data.get("source") if isinstance(data, dict) else None
@@ -132,8 +138,11 @@ class StorageService(CommissaireService):
         if isinstance(model, Cluster):
             hosts = self._host_statuses(model.hostset)
             available = sum(1 for status in hosts if status == AVAILABLE_STATUS)
-            model.hosts = {"total": len(model.hostset), "available": available,
-                           "unavailable": len(model.hostset) - available}
+            model.hosts = {
+                "total": len(model.hostset),
+                "available": available,
+                "unavailable": len(model.hostset) - available,
+            }
         return model
 
     def _host_statuses(self, addresses: list[str]) -> list[str]:

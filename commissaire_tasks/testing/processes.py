@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
-from functools import cache
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 
 import psutil
@@ -53,9 +53,25 @@ class WorkerProcess:
         self.env = {**os.environ, ENV_BROKER_URL: broker_url, **(env or {})}
         if result_backend:
             self.env[ENV_RESULT_BACKEND] = result_backend
-        self.args = [sys.executable, "-m", "celery", "-A", app, "worker",
-                     "-n", self.hostname, "-c", str(concurrency), "-P", pool,
-                     "-l", "INFO", "--without-mingle", "--without-gossip", *extra_args]
+        self.args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "-n",
+            self.hostname,
+            "-c",
+            str(concurrency),
+            "-P",
+            pool,
+            "-l",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+            *extra_args,
+        ]
         if queues:
             self.args += ["-Q", ",".join(queues)]
         self.cwd = cwd

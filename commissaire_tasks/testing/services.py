@@ -23,7 +23,11 @@ class RecordingBus:
 
     def request(self, routing_key: str, params: Any = None, timeout: float | None = None) -> Any:
         self.calls.append((routing_key, params))
-        return {"jsonrpc": "2.0", "id": str(len(self.calls)), "result": self.results.get(routing_key)}
+        return {
+            "jsonrpc": "2.0",
+            "id": str(len(self.calls)),
+            "result": self.results.get(routing_key),
+        }
 
     def call(self, routing_key: str, *args: Any, **kwargs: Any) -> Any:
         self.calls.append((routing_key, args or kwargs))

@@ -47,7 +47,9 @@ def _only_handler(module: object) -> type[StoreHandler] | None:
     found = [
         value
         for value in vars(module).values()
-        if isinstance(value, type) and issubclass(value, StoreHandler) and value.__module__ == module.__name__  # type: ignore[attr-defined]
+        if isinstance(value, type)
+        and issubclass(value, StoreHandler)
+        and value.__module__ == module.__name__  # type: ignore[attr-defined]
     ]
     return found[0] if len(found) == 1 else None
 

@@ -121,7 +121,9 @@ class StoreHandler(abc.ABC):
         for name, (kind, default) in cls.options.items():
             value = options.get(name, default)
             if value is not None and not isinstance(value, kind):
-                raise ConfigurationError(f"option {name!r} must be {_kind_name(kind)}, not {value!r}")
+                raise ConfigurationError(
+                    f"option {name!r} must be {_kind_name(kind)}, not {value!r}"
+                )
             config[name] = value
         return config
 
@@ -143,7 +145,7 @@ class StoreHandler(abc.ABC):
         """Type and config, with passwords and keys shown as ``***``."""
         return {"type": self.type_name, "config": redact_options(self.config)}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most handlers hold nothing to release
         """Release connections (a handler may be used again afterwards)."""
 
 

@@ -8,9 +8,10 @@ step, so "created or updated" and the revision are decided inside Redis.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -31,7 +32,8 @@ end
 local event = 'created'
 if last[4] and last[5] ~= '1' then event = 'updated' end
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-redis.call('HSET', KEYS[1], 'data', ARGV[1], 'write_id', ARGV[2], 'last_event', event, 'deleted', '0')
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'write_id', ARGV[2],
+           'last_event', event, 'deleted', '0')
 redis.call('SADD', KEYS[2], ARGV[3])
 return {0, event, revision, ARGV[1]}
 """
@@ -96,7 +98,7 @@ class RedisStoreHandler(StoreHandler):
         )
         if data is None or deleted == b"1":
             raise not_found(model_type, key)
-        return Record(self._decode(data), int(revision))
+        return Record(self._decode(data), int(revision or 0))
 
     def delete(self, model_type: str, key: str, write_id: str | None = None) -> WriteOutcome:
         self.client  # noqa: B018
@@ -107,7 +109,8 @@ class RedisStoreHandler(StoreHandler):
         return self._outcome(reply)
 
     def list(self, model_type: str) -> list[Record]:
-        keys = sorted(k.decode() for k in self.client.smembers(self._index_key(model_type)))
+        members: set[bytes] = self.client.smembers(self._index_key(model_type))  # type: ignore[assignment]
+        keys = sorted(member.decode() for member in members)
         with self.client.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hmget(self._record_key(model_type, key), "data", "revision", "deleted")
@@ -129,9 +132,9 @@ class RedisStoreHandler(StoreHandler):
     def _index_key(self, model_type: str) -> str:
         return f"{self.config['prefix']}:{model_type}"
 
-    def _outcome(self, reply: list[Any]) -> WriteOutcome:
+    def _outcome(self, reply: builtins.list[Any]) -> WriteOutcome:
         replayed, event, revision, data = reply
-        kind: Event = event.decode() if isinstance(event, bytes) else event
+        kind = cast(Event, event.decode() if isinstance(event, bytes) else event)
         return WriteOutcome(kind, int(revision), self._decode(data), replayed=bool(replayed))
 
     def _encode(self, data: dict[str, Any]) -> str:
