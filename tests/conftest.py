@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import psutil
 import pytest
 
 from commissaire_tasks.testing import RedisServer
@@ -57,3 +59,33 @@ def rabbitmq_url() -> Iterator[str]:
     )
     yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+
+
+#: The checkout's root: where subprocesses run, so ``workers`` and ``tests`` import.
+ROOT = Path(__file__).resolve().parent.parent
+Background = Callable[..., tuple[subprocess.Popen[bytes], Path]]
+
+
+@pytest.fixture
+def background(tmp_path: Path) -> Iterator[Background]:
+    """Start a command with its output in a file; kill what is left of it afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        args: list[str], env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        output = tmp_path / f"output-{len(started)}.log"
+        with open(output, "wb") as file:
+            process = subprocess.Popen(
+                args, cwd=ROOT, env=env, stdout=file, stderr=subprocess.STDOUT
+            )
+        started.append(process)
+        return process, output
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            descendants = psutil.Process(process.pid).children(recursive=True)
+            for child in [*descendants, psutil.Process(process.pid)]:
+                child.kill()
+            process.wait()

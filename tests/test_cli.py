@@ -207,29 +207,6 @@ def test_status_exits_1_when_the_broker_is_down() -> None:
 # -- up ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def background(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path]]]:
-    """Start a command with its output in a file; kill what is left of it afterwards."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
-        output = tmp_path / f"output-{len(started)}.log"
-        with open(output, "wb") as file:
-            process = subprocess.Popen(
-                args, cwd=ROOT, env=env, stdout=file, stderr=subprocess.STDOUT
-            )
-        started.append(process)
-        return process, output
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            descendants = psutil.Process(process.pid).children(recursive=True)
-            for child in [*descendants, psutil.Process(process.pid)]:
-                child.kill()
-            process.wait()
-
-
 def wait_for_line(
     process: subprocess.Popen[bytes], output: Path, pattern: str, timeout_s: float = 90
 ) -> str:

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,40 +56,14 @@ def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 20) -> An
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
-        log = tmp_path / f"process-{len(started)}.log"
-        with open(log, "wb") as file:
-            process = subprocess.Popen(
-                args, cwd=ROOT, env=env, stdout=file, stderr=subprocess.STDOUT
-            )
-        started.append(process)
-        return process, log
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            for child in psutil.Process(process.pid).children(recursive=True):
-                child.kill()
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def test_flower_shows_workers_tasks_states_arguments_and_errors(
     redis_server: RedisServer,
     worker_factory: Callable[..., WorkerProcess],
-    processes: Callable[..., tuple[subprocess.Popen[bytes], Path]],
+    background: Callable[..., tuple[subprocess.Popen[bytes], Path]],
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    flower, log = processes(
+    flower, log = background(
         [sys.executable, "-m", "celery", "-A", "commissaire_tasks", "flower",
          f"--port={port}", "--address=127.0.0.1", "--basic-auth=u:p"],
         {**os.environ, "COMMISSAIRE_SERVICES": SERVICES},
@@ -145,7 +119,7 @@ def test_flower_shows_workers_tasks_states_arguments_and_errors(
 
 
 def test_the_flower_command_generates_a_password_and_hides_the_broker_password(
-    redis_server: RedisServer, processes: Callable[..., tuple[subprocess.Popen[bytes], Path]]
+    redis_server: RedisServer, background: Callable[..., tuple[subprocess.Popen[bytes], Path]]
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -157,7 +131,7 @@ def test_the_flower_command_generates_a_password_and_hides_the_broker_password(
     env["COMMISSAIRE_SERVICES"] = "workers.simple"
     # The password is wrong for this broker; Flower still serves its pages (and keeps retrying).
     url = redis_server.url.replace("redis://", "redis://:s3cr3t-broker@")
-    command, log = processes(
+    command, log = background(
         [
             sys.executable,
             "-m",
@@ -189,10 +163,10 @@ def test_the_flower_command_generates_a_password_and_hides_the_broker_password(
 
 
 def test_flower_without_auth_warns(
-    redis_server: RedisServer, processes: Callable[..., tuple[subprocess.Popen[bytes], Path]]
+    redis_server: RedisServer, background: Callable[..., tuple[subprocess.Popen[bytes], Path]]
 ) -> None:
     port = free_port()
-    command, log = processes(
+    command, log = background(
         [sys.executable, "-m", "commissaire_tasks.cli", "flower", f"--port={port}", "--no-auth"],
         {**os.environ, "COMMISSAIRE_SERVICES": "workers.simple"},
     )

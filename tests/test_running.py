@@ -5,20 +5,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-import pytest
 
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import CallTimeout
 from commissaire_tasks.testing import RedisServer, WorkerProcess
+from tests.conftest import Background
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,38 +38,23 @@ def wait_for_answer(call: Callable[[], object], timeout_s: float = 30.0) -> obje
                 raise
 
 
-@pytest.fixture
-def script_process(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(code: str) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"script-{len(started)}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=log, stderr=log)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        for child in (
-            psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
-        ):
-            child.kill()
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
 
 
 def test_service_manager_runs_n_processes_on_custom_queues(
-    redis_server: RedisServer, script_process: Callable[[str], subprocess.Popen[bytes]], unique: str
+    redis_server: RedisServer, background: Background, unique: str
 ) -> None:
     exchange = f"my_exchange_{unique}"
     qkwargs = [{"name": f"my_queue_{unique}", "routing_key": f"queues.my_queue_{unique}.*"}]
-    manager = script_process(
-        "from commissaire_tasks.worker import ServiceManager\n"
-        "from tests.services import IntrospectService\n"
-        "ServiceManager(service_class=IntrospectService, process_count=3,"
-        f" exchange_name={exchange!r},"
-        f" connection_url={redis_server.url!r}, qkwargs={qkwargs!r}).run()\n"
+    manager, _ = background(
+        python(
+            "from commissaire_tasks.worker import ServiceManager\n"
+            "from tests.services import IntrospectService\n"
+            "ServiceManager(service_class=IntrospectService, process_count=3,"
+            f" exchange_name={exchange!r},"
+            f" connection_url={redis_server.url!r}, qkwargs={qkwargs!r}).run()\n"
+        )
     )
     caller = bus_for(redis_server.url, exchange, queues=tuple(qkwargs))
     key = f"queues.my_queue_{unique}"
@@ -97,17 +81,19 @@ def test_service_manager_runs_n_processes_on_custom_queues(
 
 def test_run_serves_one_process_in_the_foreground(
     redis_server: RedisServer,
-    script_process: Callable[[str], subprocess.Popen[bytes]],
+    background: Background,
     tmp_path: Path,
     unique: str,
 ) -> None:
     config = tmp_path / "service.json"
     config.write_text(json.dumps({"greeting": "hello"}))
     qkwargs = [{"name": f"solo_{unique}", "routing_key": f"solo_{unique}.*"}]
-    process = script_process(
-        "from tests.services import IntrospectService\n"
-        f"IntrospectService(connection_url={redis_server.url!r}, qkwargs={qkwargs!r},"
-        f" config_file={str(config)!r}).run()\n"
+    process, _ = background(
+        python(
+            "from tests.services import IntrospectService\n"
+            f"IntrospectService(connection_url={redis_server.url!r}, qkwargs={qkwargs!r},"
+            f" config_file={str(config)!r}).run()\n"
+        )
     )
     caller = bus_for(redis_server.url, queues=tuple(qkwargs))
     described = wait_for_answer(lambda: caller.call(f"solo_{unique}.describe", timeout=1))

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.storage.service import StorageService
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "-----BEGIN KEY----- super-secret-" + uuid.uuid4().hex
 
 
@@ -25,41 +27,18 @@ def broker_db(redis_server: RedisServer, db: int) -> str:
     return redis_server.url.rsplit("/", 1)[0] + f"/{db}"
 
 
-def handler_configs(tmp: Path, redis_url: str) -> dict[str, dict]:
-    table = f"records_{uuid.uuid4().hex[:8]}"
+#: Every plain (non-secret) model, for the SQL handler configs.
+SQL_MODELS = ["Host*", "Cluster*", "Network", "ContainerManagerConfig", "WatcherRecord"]
+
+
+def handler_configs(tmp: Path) -> dict[str, dict[str, Any]]:
+    def sql(url: str, **options: str) -> dict[str, Any]:
+        return {"storage_handlers": [{"type": "sql", "models": SQL_MODELS, "url": url, **options}]}
+
     return {
         "redis": {},
-        "postgresql": {
-            "storage_handlers": [
-                {
-                    "type": "sql",
-                    "models": [
-                        "Host*",
-                        "Cluster*",
-                        "Network",
-                        "ContainerManagerConfig",
-                        "WatcherRecord",
-                    ],
-                    "url": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                    "table": table,
-                }
-            ]
-        },
-        "sqlite": {
-            "storage_handlers": [
-                {
-                    "type": "sql",
-                    "models": [
-                        "Host*",
-                        "Cluster*",
-                        "Network",
-                        "ContainerManagerConfig",
-                        "WatcherRecord",
-                    ],
-                    "url": f"sqlite:///{tmp / 'records.db'}",
-                }
-            ]
-        },
+        "postgresql": sql(POSTGRES, table=f"records_{uuid.uuid4().hex[:8]}"),
+        "sqlite": sql(f"sqlite:///{tmp / 'records.db'}"),
     }
 
 
@@ -73,7 +52,7 @@ def storage(
     db = {"redis": 1, "postgresql": 2, "sqlite": 3}[request.param]
     url = broker_db(redis_server, db)
     config = tmp / "storage.json"
-    config.write_text(json.dumps(handler_configs(tmp, url)[request.param]))
+    config.write_text(json.dumps(handler_configs(tmp)[request.param]))
     worker = WorkerProcess(
         broker_url=url,
         app="workers.storage",
@@ -87,7 +66,7 @@ def storage(
     if request.param == "postgresql":
         import sqlalchemy
 
-        engine = sqlalchemy.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        engine = sqlalchemy.create_engine(POSTGRES)
         table = json.loads(config.read_text())["storage_handlers"][0]["table"]
         with engine.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table}"'))
