@@ -1,0 +1,146 @@
+"""The storage rows: ``save`` and ``get`` calls per second, per store handler.
+
+PLACEHOLDER HOOK: storage lands separately. :func:`storage_client_class` returns
+None while ``commissaire_tasks.storage.client`` cannot be imported, and the rows
+are then reported as not measured. Once it can, each handler below gets a
+``workers.storage`` worker on its own broker database (so the workers never
+share a ``storage`` queue) and is timed with sequential ``StorageClient`` calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from commissaire_tasks.app import create_app
+from commissaire_tasks.bus import Bus
+from commissaire_tasks.config import ENV_BROKER_URL, Settings
+from commissaire_tasks.testing import WorkerProcess
+
+from .measure import median, time_calls
+from .workers import PROJECT_ROOT, READY_TIMEOUT_S, clean_environment
+
+#: Handlers measured: name -> the ``storage_handlers`` config (``{db}``/``{dir}`` filled in).
+HANDLERS: dict[str, dict[str, Any]] = {
+    "redis": {},
+    "sqlite": {
+        "storage_handlers": [
+            {
+                "type": "sql",
+                "models": ["Host*", "Cluster*", "Network", "ContainerManagerConfig"],
+                "url": "sqlite:///{dir}/records.db",
+            }
+        ]
+    },
+}
+#: Environment variable holding the key of the secrets handler.
+ENV_SECRETS_KEY = "COMMISSAIRE_SECRETS_KEY"
+
+
+def storage_client_class() -> type[Any] | None:
+    """``StorageClient``, or None while the storage package is not importable."""
+    try:
+        from commissaire_tasks.storage.client import StorageClient
+    except ImportError:
+        return None
+    return StorageClient
+
+
+def measure_storage(
+    redis_url: str, calls: int, rounds: int, log_dir: Path, loglevel: str, timeout_s: float
+) -> dict[str, Any] | None:
+    """``{handler: {save_per_s, get_per_s}}``, or None when storage is not there yet.
+
+    Needs a Redis broker of the bench's own: handler ``i`` uses database ``i + 1``.
+    """
+    client_class = storage_client_class()
+    if client_class is None:
+        return None
+    from commissaire_tasks import models
+
+    base = redis_url.rsplit("/", 1)[0]
+    secrets_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    workers: dict[str, tuple[str, WorkerProcess]] = {}
+    for index, (handler, template) in enumerate(HANDLERS.items(), start=1):
+        broker = f"{base}/{index}"
+        directory = log_dir / f"storage-{handler}"
+        directory.mkdir(parents=True, exist_ok=True)
+        config = directory / "storage.json"
+        config.write_text(json.dumps(template).replace("{dir}", str(directory)))
+        worker = WorkerProcess(
+            broker_url=broker,
+            app="workers.storage",
+            concurrency=2,
+            log_dir=directory,
+            extra_args=["-l", loglevel, "--config-file", str(config)],
+            cwd=PROJECT_ROOT,
+        )
+        worker.env = clean_environment({ENV_BROKER_URL: broker, ENV_SECRETS_KEY: secrets_key})
+        workers[handler] = (broker, worker)
+    results: dict[str, Any] = {}
+    try:
+        for _, worker in workers.values():  # all start at once; each has its own database
+            worker.start(wait=False)
+        for handler, (broker, worker) in workers.items():
+            try:
+                worker.wait_ready(READY_TIMEOUT_S)
+                app = create_app(Settings(broker_url=broker, call_timeout_s=timeout_s), services=())
+                try:
+                    client = client_class(Bus(app), timeout=timeout_s)
+                    results[handler] = _time_handler(client, models, calls, rounds)
+                finally:
+                    app.close()
+            except Exception as exc:  # noqa: BLE001 - storage is young: report, never abort the run
+                results[handler] = {"error": _summary(exc)}
+    finally:
+        for _, worker in workers.values():
+            worker.stop()
+    return results
+
+
+def _summary(exc: Exception) -> str:
+    """One line for the table: the last error line of a worker log, or the exception."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line.split(":", 1)[0]]
+    return f"{type(exc).__name__}: {(errors or lines or [''])[-1]}"
+
+
+def _time_handler(client: Any, models: Any, calls: int, rounds: int) -> dict[str, Any]:
+    saves: list[float] = []
+    gets: list[float] = []
+    for _ in range(rounds):
+        hosts = [_host(models) for _ in range(calls)]
+        save_s = time_calls(_each(client.save, hosts), calls)
+        keys = [models.Host.new(address=h.address) for h in hosts]
+        get_s = time_calls(_each(client.get, keys), calls)
+        saves.append(calls / sum(save_s))
+        gets.append(calls / sum(get_s))
+    return {
+        "save_per_s": median(saves),
+        "get_per_s": median(gets),
+        "save_rounds": saves,
+        "get_rounds": gets,
+        "calls": calls,
+    }
+
+
+def _each(call: Callable[[Any], Any], items: list[Any]) -> Callable[[], Any]:
+    """A no-argument call that applies ``call`` to the next of ``items`` each time."""
+    pending = iter(items)
+    return lambda: call(next(pending))
+
+
+def _host(models: Any) -> Any:
+    return models.Host.new(
+        address=f"10.0.0-{uuid.uuid4().hex[:12]}",
+        status="active",
+        os="fedora",
+        cpus=4,
+        memory=8192,
+        space=100,
+    )
