@@ -146,6 +146,8 @@ def render_table(results: dict[str, Any]) -> str:
         cell = rows["throughput"][f"c{conc}"]
         add(f"collected calls/s, -c {conc}", _rates(cell), "thr" if conc == c else "")
     add(f"  send phase calls/s, -c {c}", _rates(rows["throughput"][f"c{c}"], "send_median"))
+    if "batch" in rows:
+        add(f"batched calls/s, -c {c} (call_many)", _rates(rows["batch"]))
     add("publish-only calls/s (no worker)", _rates(rows["publish_only"]), "pub")
     cost = rows.get("cost", {}).get("systems", {})
     if cost:

@@ -123,6 +123,8 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
                 if reference:
                     rows["cost"] = {"concurrency": concurrency, "systems": costs}
                     rows["rabbitmq"] = _rabbit_row(latency, rates, rabbit, rabbit_note)
+                    say("batches (call_many / ResultSet.join_native)")
+                    rows["batch"] = _batches(systems, plan)
                     say("payload round trips (my.echo)")
                     rows["payload"] = _payloads(systems, plan, say)
                     say(f"memory: draining {plan.drain_calls} queued calls (framework)")
@@ -274,6 +276,21 @@ def _publish_only(systems: Sequence[System], plan: Plan, say: Progress) -> dict[
             rates[system.key]["rounds"].append(publish_rate(system.notify_add, plan.publish_calls))
             queues.purge(system)
     return rate_cell(rates, systems, None)
+
+
+def _batches(systems: Sequence[System], plan: Plan) -> dict[str, Any]:
+    """Calls/s of batches of ``throughput_calls`` calls, each batch awaited as a whole."""
+    count = plan.throughput_calls
+    rates: dict[str, dict[str, list[float]]] = {s.key: {"rounds": []} for s in systems}
+    for system in systems:
+        if system.call_batch(plan.warmup_calls) != [3] * plan.warmup_calls:
+            raise RuntimeError(f"{system.label}: a batch of add calls came back wrong")
+    for index in range(plan.rounds):
+        for system in rotated(systems, index):
+            start = time.perf_counter()
+            system.call_batch(count)
+            rates[system.key]["rounds"].append(count / (time.perf_counter() - start))
+    return rate_cell(rates, systems, plan.reference_concurrency)
 
 
 def _payloads(systems: Sequence[System], plan: Plan, say: Progress) -> dict[str, Any]:

@@ -13,11 +13,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from celery import states
 from celery.backends.base import Backend
-from celery.exceptions import NotRegistered, TimeLimitExceeded, WorkerLostError
+from celery.backends.redis import RedisBackend
+from celery.exceptions import BackendStoreError, NotRegistered, TimeLimitExceeded, WorkerLostError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
+from kombu.utils.encoding import bytes_to_str
+from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -67,10 +71,77 @@ class JsonRpcFailures:
         return super().exception_to_python(exc)  # type: ignore[misc]
 
 
+#: Store a result unless the call already succeeded, and announce it, in one round trip.
+#: (redis-py runs it by SHA and loads it again after a Redis restart.)
+_STORE_SCRIPT = Script(
+    None,  # type: ignore[arg-type]  # no client of its own: each call passes one
+    b"""
+local current = redis.call('GET', KEYS[1])
+if current then
+    local ok, meta = pcall(cjson.decode, current)
+    if ok and type(meta) == 'table' and meta['status'] == 'SUCCESS' then
+        return 0
+    end
+end
+local expires = tonumber(ARGV[2])
+if expires > 0 then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', expires)
+else
+    redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+""",
+)
+
+
+class OneTripRedisStore:
+    """Mixin for Celery's Redis result backend: one round trip per stored result.
+
+    Celery reads the stored state first (so a redelivered call cannot overwrite a
+    success), then sets and publishes in a second round trip. The same rule runs
+    here as one Lua script, on the Redis server, with the same keys and messages,
+    so every Celery client and Flower read the results as before.
+    """
+
+    def _store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: Any = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        backend: Any = self
+        meta = backend._get_result_meta(
+            result=result, state=state, traceback=traceback, request=request
+        )
+        meta["task_id"] = bytes_to_str(task_id)
+        value = backend.encode(meta)
+        if isinstance(value, str) and len(value) > backend._MAX_STR_VALUE_SIZE:
+            raise BackendStoreError(
+                "value too large for Redis backend", state=state, task_id=task_id
+            )
+        expires = backend.failure_expires if state == states.FAILURE else backend.expires
+        key = backend.get_key_for_task(task_id)
+        backend.ensure(self._store_unless_succeeded, (key, value, int(expires or 0)))
+        return result
+
+    def _store_unless_succeeded(self, key: str, value: Any, expires: int) -> None:
+        _STORE_SCRIPT(keys=[key], args=[value, expires], client=self.client)  # type: ignore[attr-defined]
+
+
 @cache
 def with_jsonrpc_failures(backend_cls: type[Backend]) -> type[Backend]:
-    """``backend_cls`` with :class:`JsonRpcFailures` mixed in (one class per backend type)."""
-    return type(backend_cls.__name__, (JsonRpcFailures, backend_cls), {})
+    """``backend_cls`` with :class:`JsonRpcFailures` mixed in (one class per backend type).
+
+    A Redis backend also gets :class:`OneTripRedisStore`.
+    """
+    mixins: tuple[type, ...] = (JsonRpcFailures,)
+    if issubclass(backend_cls, RedisBackend):
+        mixins += (OneTripRedisStore,)
+    return type(backend_cls.__name__, (*mixins, backend_cls), {})
 
 
 class BoundedResult(AsyncResult):  # type: ignore[misc]

@@ -8,6 +8,8 @@
 >>> bus.send("simple.add", 1, 2).get()      # a Celery AsyncResult
 3
 >>> bus.notify("simple.add", 1, 2)          # fire and forget
+>>> bus.call_many("simple.add", [[1, 2], {"x": 3, "y": 4}])   # many calls, one wait
+[3, 7]
 
 Every waiting call has a timeout (``Settings.call_timeout_s`` unless given) and
 raises :class:`~commissaire_tasks.errors.CallTimeout` naming the routing key.
@@ -20,16 +22,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from celery._state import get_current_worker_task
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.result import ResultSet
 
 from ._results import UNREACHABLE, BoundedResult, failure_as_jsonrpc
 from .app import CommissaireCelery, default_app
-from .errors import BrokerUnavailable, PayloadTooLarge, error_from_jsonrpc
+from .errors import BrokerUnavailable, CallTimeout, PayloadTooLarge, error_from_jsonrpc
 
-__all__ = ["Bus", "call", "send", "notify", "request"]
+__all__ = ["Bus", "call", "call_many", "send", "notify", "notify_many", "request"]
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -63,6 +67,42 @@ class Bus:
     def notify(self, routing_key: str, *args: Any, params: Params = None, **kwargs: Any) -> None:
         """Send a call without waiting; its result is not stored."""
         self._publish(routing_key, *_merge(args, params, kwargs), ignore_result=True)
+
+    def call_many(
+        self,
+        routing_key: str,
+        params: Iterable[Params],
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Call one method once per parameter set; the results come back in order.
+
+        Every call is published, over one broker connection, before any is awaited,
+        and the whole batch waits at most ``timeout``: a batch of N calls costs about
+        what the slowest one does, not N round trips. The first failure (in order)
+        is raised, or with ``return_exceptions`` each failure takes its call's place
+        in the list, as with :func:`asyncio.gather`.
+        """
+        calls = [_merge((), each, {}) for each in params]
+        local = self._local_task(routing_key)
+        if local is not None:
+            values = [
+                _outcome(_run_inline, local, routing_key, args, kwargs, str(uuid.uuid4()))
+                for args, kwargs in calls
+            ]
+        else:
+            values = self._join(routing_key, self._publish_many(routing_key, calls), timeout)
+        if not return_exceptions:
+            for value in values:
+                if isinstance(value, BaseException):
+                    raise value
+        return values
+
+    def notify_many(self, routing_key: str, params: Iterable[Params]) -> None:
+        """Send one call per parameter set, over one connection, without waiting."""
+        self._publish_many(
+            routing_key, [_merge((), each, {}) for each in params], ignore_result=True
+        )
 
     def request(
         self, routing_key: str, params: Params = None, timeout: float | None = None
@@ -103,6 +143,37 @@ class Bus:
         result.routing_key = routing_key
         return result  # type: ignore[no-any-return]
 
+    def _publish_many(
+        self, routing_key: str, calls: list[tuple[Sequence[Any], Mapping[str, Any]]], **options: Any
+    ) -> list[BoundedResult]:
+        try:
+            with self.app.producer_or_acquire() as producer:
+                return [
+                    self._publish(routing_key, args, kwargs, producer=producer, **options)
+                    for args, kwargs in calls
+                ]
+        except UNREACHABLE as exc:
+            raise BrokerUnavailable(routing_key, str(exc)) from exc
+
+    def _join(
+        self, routing_key: str, results: list[BoundedResult], timeout: float | None
+    ) -> list[Any]:
+        """Every result of a batch, in order, failures as exceptions; bounded by ``timeout``."""
+        if not results:
+            return []  # Celery's join of an empty set raises
+        if timeout is None:
+            timeout = self.app.settings.call_timeout_s
+        inside_task = get_current_worker_task() is not None
+        try:
+            values = ResultSet(results, app=self.app).join_native(
+                timeout=timeout, propagate=False, disable_sync_subtasks=not inside_task
+            )
+        except CeleryTimeoutError:
+            raise CallTimeout(routing_key, timeout) from None
+        except UNREACHABLE as exc:
+            raise BrokerUnavailable(routing_key, str(exc)) from exc
+        return list(values)
+
     def _wait(self, result: BoundedResult, timeout: float | None, **options: Any) -> Any:
         return result.get(timeout=timeout, **options)
 
@@ -131,6 +202,14 @@ def _run_inline(
     return outcome.result
 
 
+def _outcome(run: Callable[..., Any], *args: Any) -> Any:
+    """What ``run(*args)`` returns, or the exception it raised."""
+    try:
+        return run(*args)
+    except Exception as exc:  # noqa: BLE001 - handed back to the caller, as asked
+        return exc
+
+
 def _merge(
     args: Sequence[Any], params: Params, kwargs: Mapping[str, Any]
 ) -> tuple[Sequence[Any], Mapping[str, Any]]:
@@ -157,6 +236,8 @@ def _check_size(routing_key: str, args: Any, kwargs: Any, limit: int) -> None:
 
 _default_bus = Bus()
 call = _default_bus.call
+call_many = _default_bus.call_many
 send = _default_bus.send
 notify = _default_bus.notify
+notify_many = _default_bus.notify_many
 request = _default_bus.request

@@ -26,6 +26,7 @@ ROWS = {
     "round_trip",
     "throughput",
     "payload",
+    "batch",
     "rabbitmq",
     "storage",
     "memory",
@@ -106,6 +107,7 @@ def test_quick_bench_writes_every_row_with_numeric_ratios(
         assert_latency_cell(rows["round_trip"][concurrency])
         assert_rate_cell(rows["throughput"][concurrency])
     assert_rate_cell(rows["publish_only"])
+    assert_rate_cell(rows["batch"])
     assert set(rows["payload"]) == {"1KB", "100KB", "1MB"}
     for cell in rows["payload"].values():
         assert_latency_cell(cell)

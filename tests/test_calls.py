@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,38 @@ def test_a_call_waits_in_its_queue_until_a_worker_starts(
         broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path
     ):
         assert pending.get(timeout=15) == "kept"
+
+
+def test_call_many_returns_every_result_in_order(worker: WorkerProcess, bus: Bus) -> None:
+    params: list[Any] = [[i, i] if i % 2 else {"x": i, "y": 1} for i in range(200)]
+    expected = [2 * i if i % 2 else i + 1 for i in range(200)]
+    assert bus.call_many("simple.add", params) == expected
+    assert bus.call_many("simple.add", []) == []
+
+
+def test_call_many_raises_the_first_failure_or_returns_each_in_place(
+    worker: WorkerProcess, bus: Bus
+) -> None:
+    params: list[Any] = [[1, 2], [1], {"x": 1, "z": 2}, [3, 4]]
+    with pytest.raises(InvalidParams):
+        bus.call_many("simple.add", params)
+    outcome = bus.call_many("simple.add", params, return_exceptions=True)
+    assert outcome[0] == 3 and outcome[3] == 7
+    assert all(isinstance(error, InvalidParams) for error in outcome[1:3])
+    assert bus.call("my.ping") == "pong"
+
+
+def test_call_many_is_bounded_by_one_timeout_naming_the_routing_key(unique: str, bus: Bus) -> None:
+    with pytest.raises(CallTimeout, match=f"nobody_{unique}.ping"):
+        bus.call_many(f"nobody_{unique}.ping", [[], [], []], timeout=0.5)
+
+
+def test_notify_many_queues_one_call_per_parameter_set(
+    redis_server: RedisServer, unique: str
+) -> None:
+    queue = {"name": f"fire_{unique}", "routing_key": f"fire.{unique}.*", "service": "my"}
+    caller = Bus(create_app(load_settings().replace(queues=(queue,))))
+    caller.notify_many(f"fire.{unique}.echo", [["a"], {"words": "b"}, ["c"]])
+    queued = redis_server.client().lrange(f"fire_{unique}", 0, -1)
+    assert len(queued) == 3
+    assert all(json.loads(body)["headers"]["ignore_result"] for body in queued)
