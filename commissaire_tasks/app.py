@@ -77,7 +77,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 class CommissaireCelery(Celery):  # type: ignore[misc]
-    """A Celery app whose result backend stores failures as JSON-RPC error objects."""
+    """A Celery app whose result backend stores failures as JSON-RPC error objects.
+
+    On Redis it also stores each result in one round trip (:mod:`._results`) and
+    reuses one Redis client per broker channel (:mod:`._transport`).
+    """
+
+    amqp_cls = "commissaire_tasks._transport:AMQP"
 
     settings: Settings
     router: Router
