@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .systems import BARE_DEFAULT, BARE_IDENTICAL, FRAMEWORK
+from .systems import BARE_DEFAULT, BARE_IDENTICAL, FRAMEWORK, FRAMEWORK_QUIET
 
 IDENT = f"{FRAMEWORK}/{BARE_IDENTICAL}"
 DEFAULT = f"{FRAMEWORK}/{BARE_DEFAULT}"
@@ -177,6 +177,28 @@ def render_table(results: dict[str, Any]) -> str:
         add(
             "RabbitMQ/Redis calls/s ratio",
             [_ratio(fw.get("throughput")), "", _ratio(df.get("throughput")), "", ""],
+        )
+    quiet = rows.get("events_off")
+    if quiet:
+        vs_fw = quiet["ratios"][f"{FRAMEWORK_QUIET}/{FRAMEWORK}"]
+        vs_default = quiet["ratios"][f"{FRAMEWORK_QUIET}/{BARE_DEFAULT}"]
+        add(
+            f"task events off: round trip p50 ms, -c {c}",
+            [_ms(quiet["p50_ms"][FRAMEWORK_QUIET]), "", "", "", _ratio(vs_default["p50"])],
+        )
+        add(
+            f"task events off: collected calls/s, -c {c}",
+            [
+                _int(quiet["calls_per_s"][FRAMEWORK_QUIET]),
+                "",
+                "",
+                "",
+                _ratio(vs_default["throughput"]),
+            ],
+        )
+        add(
+            "  events off / on (framework) p50, calls/s",
+            [f"{_ratio(vs_fw['p50'])}, {_ratio(vs_fw['throughput'])}", "", "", "", ""],
         )
     storage = rows.get("storage")
     if storage is None:

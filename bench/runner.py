@@ -52,7 +52,9 @@ from .systems import (
     BARE_DEFAULT,
     BARE_IDENTICAL,
     FRAMEWORK,
+    FRAMEWORK_QUIET,
     RABBITMQ_SUFFIX,
+    FrameworkSystem,
     System,
     build_systems,
 )
@@ -97,12 +99,14 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
         stack.callback(_close, systems)
         rabbit, rabbit_note = _rabbitmq(stack, options, results_redis, plan, say)
         stack.callback(_close, rabbit)
+        quiet = _quiet_framework(own_server, options, plan)
+        stack.callback(_close, quiet)
 
         rows: dict[str, Any] = {}
         notes: list[str] = []
         say("raw Redis round trip")
         rows["redis_ping"] = _redis_ping(results_redis, plan.ping_calls)
-        for system in [*systems, *rabbit]:
+        for system in [*systems, *rabbit, *quiet]:
             queues.purge(system)
         say("publish-only (no worker running)")
         rows["publish_only"] = _publish_only(systems, plan, say)
@@ -111,7 +115,7 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
         throughput: dict[str, Any] = {}
         for concurrency in plan.concurrency:
             reference = concurrency == plan.reference_concurrency
-            running = [*systems, *(rabbit if reference else [])]
+            running = [*systems, *([*rabbit, *quiet] if reference else [])]
             say(f"starting {len(running)} workers with -c {concurrency}")
             with WorkerSet(running, concurrency, log_dir, options.loglevel) as workers:
                 _check(running)
@@ -123,6 +127,7 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
                 if reference:
                     rows["cost"] = {"concurrency": concurrency, "systems": costs}
                     rows["rabbitmq"] = _rabbit_row(latency, rates, rabbit, rabbit_note)
+                    rows["events_off"] = _events_off_row(latency, rates, quiet)
                     say("batches (call_many / ResultSet.join_native)")
                     rows["batch"] = _batches(systems, plan)
                     say("payload round trips (my.echo)")
@@ -153,6 +158,8 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
             notes.append("storage: commissaire_tasks.storage.client not importable; not measured")
         if rabbit_note:
             notes.append(f"RabbitMQ row skipped: {rabbit_note}")
+        if not quiet:
+            notes.append("task-events-off row needs the bench's own Redis (not run with --broker)")
         say("done")
         return {
             "meta": _meta(plan, options, broker_url, backend, time.monotonic() - started),
@@ -336,6 +343,42 @@ def _rabbit_row(
             "throughput": paired_ratio(rates[key]["rounds"], rates[base]["rounds"]),
         }
     return {"round_trip": lat, "throughput": thr, "vs_redis": vs_redis}
+
+
+def _quiet_framework(server: RedisServer | None, options: Options, plan: Plan) -> list[System]:
+    """The framework with task events off, on database 1 of the bench's own Redis."""
+    if server is None or options.result_backend is not None:
+        return []
+    url = server.url.rsplit("/", 1)[0] + "/1"
+    return [
+        FrameworkSystem(
+            FRAMEWORK_QUIET, "framework, task events off", url, None, plan.call_timeout_s, False
+        )
+    ]
+
+
+def _events_off_row(
+    latency: dict[str, list[list[float]]],
+    rates: dict[str, dict[str, list[float]]],
+    quiet: Sequence[System],
+) -> dict[str, Any] | None:
+    """The quiet framework beside the framework and bare-default of the same rounds."""
+    if not quiet:
+        return None
+    keys = (FRAMEWORK_QUIET, FRAMEWORK, BARE_DEFAULT)
+    row: dict[str, Any] = {"p50_ms": {}, "calls_per_s": {}, "ratios": {}}
+    for key in keys:
+        row["p50_ms"][key] = percentile([s for r in latency[key] for s in r], 50) * 1e3
+        row["calls_per_s"][key] = median(rates[key]["rounds"])
+    for base in keys[1:]:
+        row["ratios"][f"{FRAMEWORK_QUIET}/{base}"] = {
+            "p50": paired_ratio(
+                [percentile(r, 50) for r in latency[FRAMEWORK_QUIET]],
+                [percentile(r, 50) for r in latency[base]],
+            ),
+            "throughput": paired_ratio(rates[FRAMEWORK_QUIET]["rounds"], rates[base]["rounds"]),
+        }
+    return row
 
 
 def _check(running: Sequence[System]) -> None:

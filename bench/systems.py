@@ -17,7 +17,12 @@ from celery.result import ResultSet
 
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
-from commissaire_tasks.config import ENV_BROKER_URL, ENV_RESULT_BACKEND, Settings
+from commissaire_tasks.config import (
+    ENV_BROKER_URL,
+    ENV_RESULT_BACKEND,
+    ENV_TASK_EVENTS,
+    Settings,
+)
 
 from . import bare_tasks
 
@@ -25,6 +30,7 @@ __all__ = [
     "BARE_DEFAULT",
     "BARE_IDENTICAL",
     "FRAMEWORK",
+    "FRAMEWORK_QUIET",
     "CelerySystem",
     "FrameworkSystem",
     "System",
@@ -35,6 +41,8 @@ __all__ = [
 FRAMEWORK = "framework"
 BARE_IDENTICAL = "bare_identical"
 BARE_DEFAULT = "bare_default"
+#: The framework with COMMISSAIRE_TASK_EVENTS=off (what Flower's live view costs).
+FRAMEWORK_QUIET = "framework_quiet"
 #: Suffix of the same system with RabbitMQ as its broker (results still in Redis).
 RABBITMQ_SUFFIX = "_rabbitmq"
 
@@ -73,15 +81,25 @@ class FrameworkSystem:
     queues: tuple[str, ...] = ("simple", "my")
 
     def __init__(
-        self, key: str, label: str, broker_url: str, result_backend: str | None, timeout_s: float
+        self,
+        key: str,
+        label: str,
+        broker_url: str,
+        result_backend: str | None,
+        timeout_s: float,
+        task_events: bool = True,
     ) -> None:
         self.key = key
         self.label = label
         self.broker_url = broker_url
         self.result_backend = result_backend
         self.timeout_s = timeout_s
+        self.task_events = task_events
         settings = Settings(
-            broker_url=broker_url, result_backend=result_backend, call_timeout_s=timeout_s
+            broker_url=broker_url,
+            result_backend=result_backend,
+            call_timeout_s=timeout_s,
+            task_events=task_events,
         )
         self.app = create_app(settings, services=())
         self.bus = Bus(self.app)
@@ -90,6 +108,8 @@ class FrameworkSystem:
         env = {ENV_BROKER_URL: self.broker_url}
         if self.result_backend:
             env[ENV_RESULT_BACKEND] = self.result_backend
+        if not self.task_events:
+            env[ENV_TASK_EVENTS] = "off"
         return env
 
     def call_add(self) -> Any:

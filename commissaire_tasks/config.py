@@ -30,6 +30,7 @@ ENV_VISIBILITY_TIMEOUT = "COMMISSAIRE_VISIBILITY_TIMEOUT"
 ENV_RESULT_EXPIRES = "COMMISSAIRE_RESULT_EXPIRES"
 #: Comma-separated service modules ``celery -A commissaire_tasks`` imports.
 ENV_SERVICES = "COMMISSAIRE_SERVICES"
+ENV_TASK_EVENTS = "COMMISSAIRE_TASK_EVENTS"
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_EXCHANGE = "commissaire"
@@ -57,6 +58,9 @@ class Settings:
         max_payload_bytes: Largest encoded parameters a call may carry.
         visibility_timeout_s: Seconds before Redis redelivers an unacknowledged message.
         result_expires_s: Seconds a result stays in the backend.
+        task_events: Workers and callers send task events (Flower's live view);
+            off saves four broker messages per call (Flower can still switch
+            worker events on while it runs).
     """
 
     broker_url: str = DEFAULT_BROKER_URL
@@ -68,6 +72,7 @@ class Settings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
     result_expires_s: int = DEFAULT_RESULT_EXPIRES_S
+    task_events: bool = True
 
     @property
     def backend_url(self) -> str:
@@ -98,7 +103,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, ENV_VISIBILITY_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT_S, int
         ),
         result_expires_s=_number(env, ENV_RESULT_EXPIRES, DEFAULT_RESULT_EXPIRES_S, int),
+        task_events=_switch(env, ENV_TASK_EVENTS, default=True),
     )
+
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in _ON or value in _OFF:
+        return value in _ON
+    raise ConfigurationError(f"{name} must be one of {', '.join(_ON + _OFF)}, not {value!r}")
 
 
 def read_config_file(path: str | os.PathLike[str] | None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ ROWS = {
     "throughput",
     "payload",
     "batch",
+    "events_off",
     "rabbitmq",
     "storage",
     "memory",
@@ -124,6 +125,10 @@ def test_quick_bench_writes_every_row_with_numeric_ratios(
         assert all(is_number(v["p50"]) for v in rabbit["vs_redis"].values())
 
     assert rows["storage"] is None or isinstance(rows["storage"], dict)
+
+    quiet = rows["events_off"]
+    assert is_number(quiet["p50_ms"]["framework_quiet"])
+    assert all(is_number(v["p50"]) and is_number(v["throughput"]) for v in quiet["ratios"].values())
 
     # And every target is reported with a numeric value and a verdict, whatever the verdict
     assert len(results["targets"]) == 7

@@ -286,7 +286,7 @@ _startup.add_startup_hook(_subscribe_on_start)
 _broadcast_services: set[type[Any]] = set()
 
 
-@worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator]
+@worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator,unused-ignore]
 def _listen_for_broadcasts(**_: Any) -> None:
     """In each pool process, start a listener for every service with broadcast callbacks."""
     for cls in _broadcast_services:
