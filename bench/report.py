@@ -215,6 +215,12 @@ def render_table(results: dict[str, Any]) -> str:
                 add(
                     f"storage get calls/s [{handler}]", [_int(figures["get_per_s"]), "", "", "", ""]
                 )
+                if "notify" in figures:
+                    notify = figures["notify"]
+                    add(
+                        f"save() -> subscriber callback p50/p99 ms [{handler}]",
+                        [f"{_ms(notify['p50_ms'])}/{_ms(notify['p99_ms'])}", "", "", "", ""],
+                    )
     memory = rows["memory"]
     if "error" in memory:
         add(

@@ -1,10 +1,10 @@
-"""The storage rows: ``save`` and ``get`` calls per second, per store handler.
+"""The storage rows: ``save`` and ``get`` calls per second, per store handler, and
+the time from ``save()`` returning to a subscriber's callback running.
 
-PLACEHOLDER HOOK: storage lands separately. :func:`storage_client_class` returns
-None while ``commissaire_tasks.storage.client`` cannot be imported, and the rows
-are then reported as not measured. Once it can, each handler below gets a
-``workers.storage`` worker on its own broker database (so the workers never
-share a ``storage`` queue) and is timed with sequential ``StorageClient`` calls.
+Each handler below gets a ``workers.storage`` worker on its own broker database
+(so the workers never share a ``storage`` queue) and is timed with sequential
+``StorageClient`` calls. The Redis handler's database also runs the
+:mod:`bench.subscriber` service, whose callback stamps each created Host.
 """
 
 from __future__ import annotations
@@ -12,17 +12,21 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
-from commissaire_tasks.config import ENV_BROKER_URL, Settings
+from commissaire_tasks.config import ENV_BROKER_URL, ENV_SERVICES, Settings
 from commissaire_tasks.testing import WorkerProcess
 
-from .measure import median, time_calls
+from .measure import median, percentile, time_calls
+from .subscriber import ARRIVALS, BenchWatchService
 from .workers import PROJECT_ROOT, READY_TIMEOUT_S, clean_environment
 
 #: Handlers measured: name -> the ``storage_handlers`` config (``{db}``/``{dir}`` filled in).
@@ -38,6 +42,9 @@ HANDLERS: dict[str, dict[str, Any]] = {
         ]
     },
 }
+#: The handler whose database also runs the notification subscriber.
+NOTIFY_HANDLER = "redis"
+SUBSCRIBER_QUEUE = BenchWatchService.name
 #: Environment variable holding the key of the secrets handler.
 ENV_SECRETS_KEY = "COMMISSAIRE_SECRETS_KEY"
 
@@ -82,10 +89,23 @@ def measure_storage(
         )
         worker.env = clean_environment({ENV_BROKER_URL: broker, ENV_SECRETS_KEY: secrets_key})
         workers[handler] = (broker, worker)
+    notify_broker = workers[NOTIFY_HANDLER][0]
+    subscriber = WorkerProcess(
+        broker_url=notify_broker,
+        queues=[SUBSCRIBER_QUEUE],
+        concurrency=1,
+        log_dir=log_dir,
+        extra_args=["-l", loglevel],
+        cwd=PROJECT_ROOT,
+    )
+    subscriber.env = clean_environment(
+        {ENV_BROKER_URL: notify_broker, ENV_SERVICES: "bench.subscriber"}
+    )
     results: dict[str, Any] = {}
     try:
         for _, worker in workers.values():  # all start at once; each has its own database
             worker.start(wait=False)
+        subscriber.start(wait=False)
         for handler, (broker, worker) in workers.items():
             try:
                 worker.wait_ready(READY_TIMEOUT_S)
@@ -93,6 +113,11 @@ def measure_storage(
                 try:
                     client = client_class(Bus(app), timeout=timeout_s)
                     results[handler] = _time_handler(client, models, calls, rounds)
+                    if handler == NOTIFY_HANDLER:
+                        subscriber.wait_ready(READY_TIMEOUT_S)
+                        results[handler]["notify"] = _time_notifications(
+                            client, models, broker, calls, timeout_s
+                        )
                 finally:
                     app.close()
             except Exception as exc:  # noqa: BLE001 - storage is young: report, never abort the run
@@ -100,6 +125,7 @@ def measure_storage(
     finally:
         for _, worker in workers.values():
             worker.stop()
+        subscriber.stop()
     return results
 
 
@@ -127,6 +153,52 @@ def _time_handler(client: Any, models: Any, calls: int, rounds: int) -> dict[str
         "get_rounds": gets,
         "calls": calls,
     }
+
+
+def _time_notifications(
+    client: Any, models: Any, broker: str, calls: int, timeout_s: float
+) -> dict[str, Any]:
+    """Save Hosts one by one; for each, seconds from ``save()`` returning to the callback.
+
+    Negative values are possible: the callback may run before the caller has
+    read the storage call's reply.
+    """
+    arrivals = redis.Redis.from_url(broker)
+    try:
+        _wait_for_subscription(client, models, arrivals, timeout_s)
+        delays = []
+        for _ in range(calls):
+            host = _host(models)
+            client.save(host)
+            returned = time.time()
+            popped = arrivals.blpop([ARRIVALS], timeout=timeout_s)
+            if popped is None:
+                raise TimeoutError(f"no notification for {host.address} in {timeout_s} s")
+            raw = popped[1]
+            address, stamp = (raw.decode() if isinstance(raw, bytes) else raw).split(" ")
+            if address != host.address:
+                raise RuntimeError(f"notification for {address}, expected {host.address}")
+            delays.append(float(stamp) - returned)
+    finally:
+        arrivals.close()
+    return {
+        "p50_ms": percentile(delays, 50) * 1e3,
+        "p99_ms": percentile(delays, 99) * 1e3,
+        "calls": calls,
+    }
+
+
+def _wait_for_subscription(client: Any, models: Any, arrivals: Any, timeout_s: float) -> None:
+    """Save until a notification arrives: the subscriber subscribes as it starts."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        client.save(_host(models))
+        if arrivals.blpop([ARRIVALS], timeout=0.5) is not None:
+            break
+    else:
+        raise TimeoutError(f"the subscriber got no notification in {timeout_s} s")
+    time.sleep(0.5)
+    arrivals.delete(ARRIVALS)
 
 
 def _each(call: Callable[[Any], Any], items: list[Any]) -> Callable[[], Any]:

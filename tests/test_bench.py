@@ -124,7 +124,8 @@ def test_quick_bench_writes_every_row_with_numeric_ratios(
         assert is_number(rabbit["throughput"]["ratios"]["framework/bare_default"])
         assert all(is_number(v["p50"]) for v in rabbit["vs_redis"].values())
 
-    assert rows["storage"] is None or isinstance(rows["storage"], dict)
+    notify = rows["storage"]["redis"]["notify"]
+    assert is_number(notify["p50_ms"]) and is_number(notify["p99_ms"])
 
     quiet = rows["events_off"]
     assert is_number(quiet["p50_ms"]["framework_quiet"])
