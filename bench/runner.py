@@ -346,10 +346,10 @@ def _rabbit_row(
 
 
 def _quiet_framework(server: RedisServer | None, options: Options, plan: Plan) -> list[System]:
-    """The framework with task events off, on database 1 of the bench's own Redis."""
+    """The framework with task events off, on database 9 of the bench's own Redis."""
     if server is None or options.result_backend is not None:
         return []
-    url = server.url.rsplit("/", 1)[0] + "/1"
+    url = server.url.rsplit("/", 1)[0] + "/9"  # storage rows use databases 1-3
     return [
         FrameworkSystem(
             FRAMEWORK_QUIET, "framework, task events off", url, None, plan.call_timeout_s, False

@@ -29,7 +29,11 @@ from .measure import median, percentile, time_calls
 from .subscriber import ARRIVALS, BenchWatchService
 from .workers import PROJECT_ROOT, READY_TIMEOUT_S, clean_environment
 
-#: Handlers measured: name -> the ``storage_handlers`` config (``{db}``/``{dir}`` filled in).
+#: The PostgreSQL database the ``postgresql`` row uses (a table of its own, dropped after).
+POSTGRESQL_URL = os.environ.get(
+    "COMMISSAIRE_BENCH_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+#: Handlers measured: name -> the ``storage_handlers`` config (``{dir}``, ``{table}`` filled in).
 HANDLERS: dict[str, dict[str, Any]] = {
     "redis": {},
     "sqlite": {
@@ -38,6 +42,16 @@ HANDLERS: dict[str, dict[str, Any]] = {
                 "type": "sql",
                 "models": ["Host*", "Cluster*", "Network", "ContainerManagerConfig"],
                 "url": "sqlite:///{dir}/records.db",
+            }
+        ]
+    },
+    "postgresql": {
+        "storage_handlers": [
+            {
+                "type": "sql",
+                "models": ["Host*", "Cluster*", "Network", "ContainerManagerConfig"],
+                "url": POSTGRESQL_URL,
+                "table": "{table}",
             }
         ]
     },
@@ -73,12 +87,14 @@ def measure_storage(
     base = redis_url.rsplit("/", 1)[0]
     secrets_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     workers: dict[str, tuple[str, WorkerProcess]] = {}
+    table = f"bench_records_{uuid.uuid4().hex[:10]}"
     for index, (handler, template) in enumerate(HANDLERS.items(), start=1):
         broker = f"{base}/{index}"
         directory = log_dir / f"storage-{handler}"
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "storage.json"
-        config.write_text(json.dumps(template).replace("{dir}", str(directory)))
+        filled = json.dumps(template).replace("{dir}", str(directory))
+        config.write_text(filled.replace("{table}", table))
         worker = WorkerProcess(
             broker_url=broker,
             app="workers.storage",
@@ -126,7 +142,24 @@ def measure_storage(
         for _, worker in workers.values():
             worker.stop()
         subscriber.stop()
+        _drop_table(POSTGRESQL_URL, table)
     return results
+
+
+def _drop_table(url: str, table: str) -> None:
+    """Remove the ``postgresql`` row's table (nothing to do if it never got one)."""
+    try:
+        import sqlalchemy as sa
+    except ImportError:
+        return
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+    except sa.exc.SQLAlchemyError:
+        pass  # the server is not there: the row already reports the error
+    finally:
+        engine.dispose()
 
 
 def _summary(exc: Exception) -> str:

@@ -7,8 +7,9 @@ client object is safe to share between threads, so each channel here keeps one
 per pool and hands it out again. The commands, keys and messages are unchanged:
 plain Celery workers and clients, and Flower, work alongside.
 
-Only ``redis://`` brokers are affected; the URL, ``as_uri()`` and every other
-transport stay as kombu has them. Apps pick it up through :class:`AMQP`.
+Only kombu's plain Redis transport is replaced (``redis://``, ``rediss://``,
+``redis+socket://``; Sentinel and every other transport stay kombu's), and the
+URL and ``as_uri()`` stay as kombu has them. Apps pick it up through :class:`AMQP`.
 """
 
 from __future__ import annotations

@@ -38,6 +38,10 @@ class IntrospectService(CommissaireService):
         time.sleep(seconds)
         return seconds
 
+    def on_add_all(self, message: Message, pairs: list[list[int]]) -> list[Any]:
+        """Calls ``simple.add`` once per pair through ``call_many`` from inside a call."""
+        return self.bus.call_many("simple.add", pairs, timeout=10)
+
     def on_progress(self, message: Message, steps: int, delay: float = 0.2) -> int:
         for step in range(steps):
             message.progress(step, steps, {"step": step})

@@ -214,6 +214,12 @@ def test_call_many_raises_the_first_failure_or_returns_each_in_place(
     assert bus.call("my.ping") == "pong"
 
 
+def test_call_many_from_inside_a_call_runs_without_deadlock(
+    worker: WorkerProcess, bus: Bus
+) -> None:
+    assert bus.call("introspect.add_all", [[1, 2], [3, 4], [5, 6]], timeout=15) == [3, 7, 11]
+
+
 def test_call_many_is_bounded_by_one_timeout_naming_the_routing_key(unique: str, bus: Bus) -> None:
     with pytest.raises(CallTimeout, match=f"nobody_{unique}.ping"):
         bus.call_many(f"nobody_{unique}.ping", [[], [], []], timeout=0.5)
