@@ -138,3 +138,16 @@ def test_quick_bench_writes_every_row_with_numeric_ratios(
 
     # And the plot is drawn, or a note says why not
     assert plot.exists() or any("matplotlib" in note for note in results["notes"])
+
+
+def test_the_ab_comparisons_run_and_report_each_ratio(
+    capsys: pytest.CaptureFixture[str], no_leftover_processes: None
+) -> None:
+    # Given the smallest A/B run
+    from bench.ab import main as ab_main
+
+    # When it runs, then it reports the three comparisons with their ratios
+    assert ab_main(["--rounds", "1", "--calls", "20"]) == 0
+    printed = capsys.readouterr().out
+    for ratio in ("ours/celery", "ours/kombu", "notify_many/notify_loop"):
+        assert ratio in printed
