@@ -62,7 +62,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redis_backend_health_check_interval": 10,
         "result_expires": settings.result_expires_s,
         # Flower sees every call, from sending to result (COMMISSAIRE_TASK_EVENTS=off saves
-        # four broker messages per call; Flower still switches worker events on when it runs).
+        # four task events per call; Flower still switches worker events on when it runs).
         "worker_send_task_events": settings.task_events,
         "task_send_sent_event": settings.task_events,
         # Unknown queues are an error, never silently created.

@@ -59,7 +59,7 @@ class Settings:
         visibility_timeout_s: Seconds before Redis redelivers an unacknowledged message.
         result_expires_s: Seconds a result stays in the backend.
         task_events: Workers and callers send task events (Flower's live view);
-            off saves four broker messages per call (Flower can still switch
+            off saves four task events per call (Flower can still switch
             worker events on while it runs).
     """
 
