@@ -21,13 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, states
+from celery import states
 
-from commissaire_tasks.app import celery_config, create_app
+from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import Settings
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
+from . import bare_tasks
 from .measure import median, paired_ratio, percentile, publish_rate, rotated, time_calls
 from .workers import PROJECT_ROOT, clean_environment
 
@@ -55,9 +56,7 @@ def summary(figures: Rounds, unit: str) -> dict[str, Any]:
 
 def store(settings: Settings, rounds: int, calls: int) -> dict[str, Any]:
     ours = create_app(settings, services=()).backend
-    plain_app = Celery("plain")
-    plain_app.conf.update(celery_config(settings))
-    celerys = plain_app.backend
+    celerys = bare_tasks.identical_app(settings.broker_url, client=False).backend
 
     def per_result_us(backend: Any) -> Callable[[], float]:
         def run() -> float:

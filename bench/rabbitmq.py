@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import uuid
-from types import TracebackType
 
 #: Where the local RabbitMQ listens.
 AMQP_HOST = "127.0.0.1"
@@ -77,15 +76,3 @@ class RabbitVhost:
             raise RabbitUnavailable(
                 f"rabbitmqctl {args[0]} exited {done.returncode}: {detail[-1] if detail else ''}"
             )
-
-    def __enter__(self) -> RabbitVhost:
-        self.create()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.delete()

@@ -202,7 +202,10 @@ def render_table(results: dict[str, Any]) -> str:
         )
     storage = rows.get("storage")
     if storage is None:
-        add("storage save/get calls/s", ["not measured (storage not importable)", "", "", "", ""])
+        add(
+            "storage save/get calls/s",
+            ["not measured (needs the bench's own Redis)", "", "", "", ""],
+        )
     else:
         for handler, figures in storage.items():
             if "error" in figures:

@@ -9,7 +9,7 @@ Order of a run:
    trips and of send-then-collect throughput, each round in a new order; at the
    reference pool size also the payload rows, the RabbitMQ systems (in the same
    rounds) and the memory drain;
-5. the storage rows (when storage exists);
+5. the storage rows (with the bench's own Redis);
 
 and everything started is stopped, by pid, on the way out.
 """
@@ -154,8 +154,6 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
         else:
             rows["storage"] = None
             notes.append("storage rows need the bench's own Redis (not run with --broker)")
-        if rows["storage"] is None:
-            notes.append("storage: commissaire_tasks.storage.client not importable; not measured")
         if rabbit_note:
             notes.append(f"RabbitMQ row skipped: {rabbit_note}")
         if not quiet:
@@ -335,13 +333,7 @@ def _rabbit_row(
     thr.pop("concurrency")
     vs_redis: dict[str, Any] = {}
     for key, base in strip.items():
-        vs_redis[f"{key}/{base}"] = {
-            "p50": paired_ratio(
-                [percentile(r, 50) for r in latency[key]],
-                [percentile(r, 50) for r in latency[base]],
-            ),
-            "throughput": paired_ratio(rates[key]["rounds"], rates[base]["rounds"]),
-        }
+        vs_redis[f"{key}/{base}"] = _paired(latency, rates, key, base)
     return {"round_trip": lat, "throughput": thr, "vs_redis": vs_redis}
 
 
@@ -371,14 +363,23 @@ def _events_off_row(
         row["p50_ms"][key] = percentile([s for r in latency[key] for s in r], 50) * 1e3
         row["calls_per_s"][key] = median(rates[key]["rounds"])
     for base in keys[1:]:
-        row["ratios"][f"{FRAMEWORK_QUIET}/{base}"] = {
-            "p50": paired_ratio(
-                [percentile(r, 50) for r in latency[FRAMEWORK_QUIET]],
-                [percentile(r, 50) for r in latency[base]],
-            ),
-            "throughput": paired_ratio(rates[FRAMEWORK_QUIET]["rounds"], rates[base]["rounds"]),
-        }
+        row["ratios"][f"{FRAMEWORK_QUIET}/{base}"] = _paired(latency, rates, FRAMEWORK_QUIET, base)
     return row
+
+
+def _paired(
+    latency: dict[str, list[list[float]]],
+    rates: dict[str, dict[str, list[float]]],
+    key: str,
+    base: str,
+) -> dict[str, float]:
+    """System ``key`` over ``base`` in the same rounds: p50 and collected-throughput ratios."""
+    return {
+        "p50": paired_ratio(
+            [percentile(r, 50) for r in latency[key]], [percentile(r, 50) for r in latency[base]]
+        ),
+        "throughput": paired_ratio(rates[key]["rounds"], rates[base]["rounds"]),
+    }
 
 
 def _check(running: Sequence[System]) -> None:

@@ -20,9 +20,11 @@ from typing import Any
 
 import redis
 
+from commissaire_tasks import models
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import ENV_BROKER_URL, ENV_SERVICES, Settings
+from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import WorkerProcess
 
 from .measure import median, percentile, time_calls
@@ -63,27 +65,13 @@ SUBSCRIBER_QUEUE = BenchWatchService.name
 ENV_SECRETS_KEY = "COMMISSAIRE_SECRETS_KEY"
 
 
-def storage_client_class() -> type[Any] | None:
-    """``StorageClient``, or None while the storage package is not importable."""
-    try:
-        from commissaire_tasks.storage.client import StorageClient
-    except ImportError:
-        return None
-    return StorageClient
-
-
 def measure_storage(
     redis_url: str, calls: int, rounds: int, log_dir: Path, loglevel: str, timeout_s: float
-) -> dict[str, Any] | None:
-    """``{handler: {save_per_s, get_per_s}}``, or None when storage is not there yet.
+) -> dict[str, Any]:
+    """``{handler: {save_per_s, get_per_s}}`` (the Redis handler also ``notify``).
 
     Needs a Redis broker of the bench's own: handler ``i`` uses database ``i + 1``.
     """
-    client_class = storage_client_class()
-    if client_class is None:
-        return None
-    from commissaire_tasks import models
-
     base = redis_url.rsplit("/", 1)[0]
     secrets_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     workers: dict[str, tuple[str, WorkerProcess]] = {}
@@ -127,16 +115,16 @@ def measure_storage(
                 worker.wait_ready(READY_TIMEOUT_S)
                 app = create_app(Settings(broker_url=broker, call_timeout_s=timeout_s), services=())
                 try:
-                    client = client_class(Bus(app), timeout=timeout_s)
-                    results[handler] = _time_handler(client, models, calls, rounds)
+                    client = StorageClient(Bus(app), timeout=timeout_s)
+                    results[handler] = _time_handler(client, calls, rounds)
                     if handler == NOTIFY_HANDLER:
                         subscriber.wait_ready(READY_TIMEOUT_S)
                         results[handler]["notify"] = _time_notifications(
-                            client, models, broker, calls, timeout_s
+                            client, broker, calls, timeout_s
                         )
                 finally:
                     app.close()
-            except Exception as exc:  # noqa: BLE001 - storage is young: report, never abort the run
+            except Exception as exc:  # noqa: BLE001 - a handler that fails is reported, the run goes on
                 results[handler] = {"error": _summary(exc)}
     finally:
         for _, worker in workers.values():
@@ -169,11 +157,11 @@ def _summary(exc: Exception) -> str:
     return f"{type(exc).__name__}: {(errors or lines or [''])[-1]}"
 
 
-def _time_handler(client: Any, models: Any, calls: int, rounds: int) -> dict[str, Any]:
+def _time_handler(client: StorageClient, calls: int, rounds: int) -> dict[str, Any]:
     saves: list[float] = []
     gets: list[float] = []
     for _ in range(rounds):
-        hosts = [_host(models) for _ in range(calls)]
+        hosts = [_host() for _ in range(calls)]
         save_s = time_calls(_each(client.save, hosts), calls)
         keys = [models.Host.new(address=h.address) for h in hosts]
         get_s = time_calls(_each(client.get, keys), calls)
@@ -189,7 +177,7 @@ def _time_handler(client: Any, models: Any, calls: int, rounds: int) -> dict[str
 
 
 def _time_notifications(
-    client: Any, models: Any, broker: str, calls: int, timeout_s: float
+    client: StorageClient, broker: str, calls: int, timeout_s: float
 ) -> dict[str, Any]:
     """Save Hosts one by one; for each, seconds from ``save()`` returning to the callback.
 
@@ -198,10 +186,10 @@ def _time_notifications(
     """
     arrivals = redis.Redis.from_url(broker)
     try:
-        _wait_for_subscription(client, models, arrivals, timeout_s)
+        _wait_for_subscription(client, arrivals, timeout_s)
         delays = []
         for _ in range(calls):
-            host = _host(models)
+            host = _host()
             client.save(host)
             returned = time.time()
             popped = arrivals.blpop([ARRIVALS], timeout=timeout_s)
@@ -221,11 +209,11 @@ def _time_notifications(
     }
 
 
-def _wait_for_subscription(client: Any, models: Any, arrivals: Any, timeout_s: float) -> None:
+def _wait_for_subscription(client: StorageClient, arrivals: Any, timeout_s: float) -> None:
     """Save until a notification arrives: the subscriber subscribes as it starts."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        client.save(_host(models))
+        client.save(_host())
         if arrivals.blpop([ARRIVALS], timeout=0.5) is not None:
             break
     else:
@@ -240,7 +228,7 @@ def _each(call: Callable[[Any], Any], items: list[Any]) -> Callable[[], Any]:
     return lambda: call(next(pending))
 
 
-def _host(models: Any) -> Any:
+def _host() -> models.Host:
     return models.Host.new(
         address=f"10.0.0-{uuid.uuid4().hex[:12]}",
         status="active",

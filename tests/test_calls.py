@@ -234,3 +234,22 @@ def test_notify_many_queues_one_call_per_parameter_set(
     queued = redis_server.client().lrange(f"fire_{unique}", 0, -1)
     assert len(queued) == 3
     assert all(json.loads(body)["headers"]["ignore_result"] for body in queued)
+
+
+def test_calls_to_itself_with_one_worker_process_do_not_deadlock(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Given a worker with a single pool process, on a database no other worker uses
+    broker_url = redis_server.url.rsplit("/", 1)[0] + "/5"
+    caller = Bus(create_app(load_settings().replace(broker_url=broker_url)))
+    with WorkerProcess(
+        broker_url=broker_url,
+        queues=["simple", "introspect"],
+        concurrency=1,
+        env={"COMMISSAIRE_SERVICES": SERVICES},
+        log_dir=tmp_path,
+    ):
+        # When its only process calls simple.add over the bus, once and as a batch,
+        # then both answer (waiting on the queue would time out: nobody else serves it)
+        assert caller.call("simple.wordy_add", 1, 2, timeout=10) == "1 plus 2 is 3"
+        assert caller.call("introspect.add_all", [[1, 2], [3, 4]], timeout=10) == [3, 7]
