@@ -10,8 +10,8 @@
     │   ├── CallTimeout               no answer within the caller's timeout
     │   └── BrokerUnavailable         the broker could not be reached
     ├── ModelError
-    │   ├── ValidationError           model data breaks the model's rules (lists every problem)
-    │   └── CoercionError             a value cannot be cast to the declared type
+    │   └── ValidationError           model data breaks the model's rules (lists every problem)
+    │       └── CoercionError         a value cannot be cast to the declared type
     └── RemoteProcedureCallError      a call failed on the remote side (JSON-RPC error object)
         ├── ParseError           -32700
         ├── InvalidRequest       -32600
@@ -113,8 +113,12 @@ class ValidationError(ModelError):
         super().__init__(message)
 
 
-class CoercionError(ModelError):
-    """Raised when a value cannot be cast to its field's declared type."""
+class CoercionError(ValidationError):
+    """Raised when a value cannot be cast to its field's declared type.
+
+    A :class:`ValidationError`, as in the original, so code written from the guide
+    that catches ``models.ValidationError`` catches this too; ``errors`` names each field.
+    """
 
 
 class RemoteProcedureCallError(CommissaireTasksError):
@@ -208,7 +212,7 @@ _RPC_ERRORS: dict[str, type[RemoteProcedureCallError]] = {
 _RPC_ERRORS_BY_CODE = {cls.code: cls for cls in _RPC_ERRORS.values() if cls is not InternalError}
 
 #: Errors other code raises that mean "wrong parameters" to a caller.
-_INVALID_PARAMS_TYPES: tuple[type[BaseException], ...] = (ValidationError, CoercionError)
+_INVALID_PARAMS_TYPES: tuple[type[BaseException], ...] = (ValidationError,)
 
 
 def jsonrpc_error(exc: BaseException) -> dict[str, Any]:
@@ -237,7 +241,7 @@ def error_from_jsonrpc(error: dict[str, Any]) -> Exception:
     if name == "ValidationError":
         return ValidationError(message, data.get("errors"))
     if name == "CoercionError":
-        return CoercionError(message)
+        return CoercionError(message, data.get("errors"))
     builtin = getattr(builtins, name, None)
     if isinstance(builtin, type) and issubclass(builtin, Exception):
         try:

@@ -11,6 +11,10 @@ registers the Celery task ``simple.add`` served from queue ``simple`` (bound wit
 that task, so ``SimpleService.add.delay(1, 2).get()`` works from any app that
 imports the class; apps that do not import it use :mod:`commissaire_tasks.bus`.
 
+As in the original, ``ServiceManager`` is importable from here too, and
+``service_app(MyService)`` is the one line a module needs for ``celery -A module worker``
+(both live in :mod:`commissaire_tasks.worker`, which does not import this module).
+
 The class is tagged, not wrapped: ``on_*`` methods stay plain methods that tests
 call directly with a stand-in message (:mod:`commissaire_tasks.testing`).
 """
@@ -27,8 +31,9 @@ from .bus import Bus, Params
 from .config import load_settings, read_config_file
 from .errors import ServiceDefinitionError
 from .routing import NAME_PATTERN
+from .worker import ServiceManager, run_service, service_app
 
-__all__ = ["CommissaireService", "service_name_for"]
+__all__ = ["CommissaireService", "ServiceManager", "service_app", "service_name_for"]
 
 
 def service_name_for(class_name: str) -> str:
@@ -117,8 +122,6 @@ class CommissaireService:
 
     def run(self, loglevel: str = "INFO") -> int:
         """Serve this service in one foreground process (solo pool), for debugging."""
-        from .worker import run_service
-
         return run_service(self, loglevel=loglevel)
 
 

@@ -9,6 +9,10 @@ Three ways, as the original offered:
 
 All stop cleanly on SIGINT/SIGTERM: the running call finishes, queued calls stay
 in the broker.
+
+:mod:`commissaire_tasks.service` re-exports ``ServiceManager`` and ``service_app``, as the
+guide imports them; this module imports the service module for type checking only, so
+the two never import each other in a circle.
 """
 
 from __future__ import annotations

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 import pytest
 
-from commissaire_tasks.errors import CoercionError, ValidationError
+from commissaire_tasks import models
+from commissaire_tasks.errors import (
+    CoercionError,
+    ValidationError,
+    error_from_jsonrpc,
+    jsonrpc_error,
+)
 from commissaire_tasks.models import (
     HOST_STATUSES,
     SECRET,
@@ -33,6 +39,8 @@ from commissaire_tasks.models import (
     model_class,
     model_types,
 )
+from commissaire_tasks.storage.client import StorageClient
+from commissaire_tasks.testing import RecordingBus
 
 
 def samples() -> list[Model]:
@@ -482,3 +490,46 @@ def test_a_watcher_record_rejects_a_timestamp_in_another_format() -> None:
 
     (problem,) = problems_of(record)
     assert problem.startswith("last_check: must be a timestamp")
+
+
+# Errors the guide's code catches
+
+
+def test_a_coercion_error_is_a_models_validation_error_naming_the_field() -> None:
+    host = Host.new(address="h", cpus="many")
+
+    with pytest.raises(models.ValidationError) as raised:
+        host._coerce()
+
+    assert isinstance(raised.value, models.CoercionError)
+    assert [problem.split(":")[0] for problem in raised.value.errors] == ["cpus"]
+
+
+def test_storage_client_save_names_every_bad_field_before_sending() -> None:
+    storage = StorageClient(RecordingBus())
+    host = Host.new(address="h", cpus="many", memory="lots", status="sleeping")
+
+    with pytest.raises(models.ValidationError) as raised:
+        storage.save(host)
+
+    fields = sorted(problem.split(":")[0] for problem in raised.value.errors)
+    assert fields == ["cpus", "memory", "status"]
+    assert storage.bus.calls == []
+
+
+def test_storage_client_save_many_raises_validation_error_for_a_rule_broken() -> None:
+    storage = StorageClient(RecordingBus())
+
+    with pytest.raises(models.ValidationError, match="status"):
+        storage.save_many([Host.new(address="a"), Host.new(address="b", status="sleeping")])
+    assert storage.bus.calls == []
+
+
+def test_a_coercion_error_reaches_a_remote_caller_as_a_validation_error() -> None:
+    error = jsonrpc_error(CoercionError("cannot coerce Host: cpus: bad", errors=["cpus: bad"]))
+
+    rebuilt = error_from_jsonrpc(error)
+
+    assert error["code"] == -32602
+    assert isinstance(rebuilt, CoercionError) and isinstance(rebuilt, ValidationError)
+    assert rebuilt.errors == ["cpus: bad"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from commissaire_tasks.errors import ServiceDefinitionError
 from commissaire_tasks.message import Message
-from commissaire_tasks.service import CommissaireService, service_name_for
+from commissaire_tasks.service import CommissaireService, ServiceManager, service_name_for
 from commissaire_tasks.testing import RecordingBus, call_method, make_service
 from workers.simple import MyService, SimpleService
 
@@ -96,3 +99,47 @@ def test_a_direct_call_of_the_task_still_gets_a_message() -> None:
             return type(message).__name__
 
     assert Direct.kind() == "Message"
+
+
+# -- the guide's imports and constructor ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["commissaire_tasks.service", "commissaire_tasks.worker"],
+)
+def test_service_manager_imports_from_the_service_module_in_either_order(first: str) -> None:
+    code = (
+        f"import {first}\n"
+        "from commissaire_tasks.service import CommissaireService, ServiceManager, service_app\n"
+        "from commissaire_tasks import worker\n"
+        "assert worker.ServiceManager is ServiceManager and worker.service_app is service_app\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_guides_constructor_parameters_are_kept_on_the_service() -> None:
+    queue_kwargs = [{"name": "my_queue", "routing_key": "queues.my_queue.*"}]
+    service = MyService(
+        exchange_name="my_exchange",
+        connection_url="redis://127.0.0.1:6379/",
+        qkwargs=queue_kwargs,
+    )
+    manager = ServiceManager(
+        service_class=MyService,
+        process_count=3,
+        exchange_name="my_exchange",
+        connection_url="redis://127.0.0.1:6379/",
+        qkwargs=queue_kwargs,
+    )
+
+    assert (service.exchange_name, service.connection_url) == (
+        "my_exchange",
+        "redis://127.0.0.1:6379/",
+    )
+    assert service.qkwargs == queue_kwargs
+    assert manager.options["qkwargs"] == queue_kwargs
+    assert manager.process_count == 3

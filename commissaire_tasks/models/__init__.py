@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import CoercionError, ValidationError
 from .base import ListModel, Model, SecretModel, model_class, model_types
 from .domain import (
     CONTAINER_MANAGER_TYPES,
@@ -41,6 +42,9 @@ __all__ = [
     "SecretModel",
     "model_class",
     "model_types",
+    # Errors (as in the original: ``except models.ValidationError``)
+    "ValidationError",
+    "CoercionError",
     # Field metadata and rules
     "FieldRole",
     "HIDDEN",

@@ -164,8 +164,9 @@ class Model(BaseModel):
         try:
             cast = self.model_validate(self._values())
         except pydantic.ValidationError as exc:
+            problems = _describe(exc, type(self))
             raise CoercionError(
-                f"cannot coerce {type(self).__name__}: {'; '.join(_describe(exc, type(self)))}"
+                f"cannot coerce {type(self).__name__}: {'; '.join(problems)}", errors=problems
             ) from exc
         for name in type(self).model_fields:
             setattr(self, name, getattr(cast, name))
@@ -181,10 +182,27 @@ class Model(BaseModel):
             name = type(self).__name__
             raise ValidationError(f"invalid {name}: {'; '.join(problems)}", errors=problems)
 
-    def _problems(self) -> list[str]:
+    def _prepare(self) -> None:
+        """Coerce, then validate, as a save does; one error names every bad field.
+
+        Raises:
+            CoercionError: a value cannot be cast; ``errors`` also lists the rules
+                the other fields break, so the caller sees everything at once.
+            ValidationError: the cast values break a rule.
+        """
+        try:
+            self._coerce()
+        except CoercionError:
+            problems = self._problems(strict=False)
+            name = type(self).__name__
+            raise CoercionError(f"invalid {name}: {'; '.join(problems)}", errors=problems) from None
+        self._validate()
+
+    def _problems(self, strict: bool = True) -> list[str]:
+        """Every problem of the current values; ``strict=False`` checks them as cast."""
         problems: list[str] = []
         try:
-            self.model_validate(self._values(), strict=True, context=rules_context())
+            self.model_validate(self._values(), strict=strict, context=rules_context())
         except pydantic.ValidationError as exc:
             problems.extend(_describe(exc, type(self)))
         key = self.primary_key_field
@@ -260,12 +278,12 @@ class ListModel(Model, abstract=True):
         for child in self.items:
             child._coerce()
 
-    def _problems(self) -> list[str]:
-        problems = super()._problems()
+    def _problems(self, strict: bool = True) -> list[str]:
+        problems = super()._problems(strict)
         for index, child in enumerate(self.items):
             if isinstance(child, self.child_model):
                 prefix = f"{self.items_field}.{index}."
-                problems.extend(prefix + problem for problem in child._problems())
+                problems.extend(prefix + problem for problem in child._problems(strict))
         return problems
 
 

@@ -71,16 +71,20 @@ class StorageClient:
         return self._many("get", models)
 
     def save(self, model: M) -> M:
-        """Validate locally, store, and return the record as stored."""
-        model._coerce()
-        model._validate()
+        """Validate locally, store, and return the record as stored.
+
+        Raises:
+            models.ValidationError: bad data, before anything is sent; ``errors`` names
+                every bad field (a value that cannot be cast raises the subclass
+                ``CoercionError``).
+        """
+        model._prepare()
         return self._one("save", model)
 
     def save_many(self, models: Sequence[M]) -> list[M]:
         """Store several records of one type: all are validated before any is written."""
         for model in models:
-            model._coerce()
-            model._validate()
+            model._prepare()
         return self._many("save", models)
 
     def delete(self, model: Model) -> None:
