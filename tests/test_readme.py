@@ -243,11 +243,50 @@ def readme_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadmeS
             session.stop()
 
 
-def test_every_readme_mark_is_one_the_collector_knows() -> None:
+def test_every_background_block_of_the_readme_shows_what_it_prints_when_ready() -> None:
     assert BLOCKS, "the README has python or sh blocks"
     for block in BLOCKS:
         if block.mode == "background":
             assert block.prints, f"line {block.line}: show what it prints in a `text` block"
+
+
+def test_marks_set_how_a_block_runs_and_a_text_block_after_it_is_its_output(
+    tmp_path: Path,
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- readme: background -->\n```sh\nserve\n```\n\nprints:\n\n"
+        "```text\nlistening on ...\n```\n"
+        "<!-- readme: file app.py -->\n```python\napp = 1\n```\n"
+        "<!-- readme: skip needs a GPU -->\n```sh\ntrain\n```\n"
+        "```json\n{}\n```\n```python\nprint(1)\n```\n"
+        "A paragraph\nof three\nlines.\n```text\nnot its output\n```\n"
+    )
+
+    blocks = read_blocks(page)
+
+    assert [(b.mode, b.argument, b.code) for b in blocks] == [
+        ("background", "", "serve\n"),
+        ("file", "app.py", "app = 1\n"),
+        ("skip", "needs a GPU", "train\n"),
+        ("run", "", "print(1)\n"),
+    ]
+    assert blocks[0].prints == ("listening on ...",)
+    assert blocks[3].prints == ()
+    assert expected_pattern(blocks[0].prints[0]).search("listening on 127.0.0.1:80")
+
+
+@pytest.mark.parametrize(
+    "mark", ["<!-- readme: bakground -->", "<!-- readme: skip -->", "<!-- readme:file -->"]
+)
+def test_a_misspelt_or_incomplete_mark_is_an_error_not_a_silently_run_block(
+    mark: str, tmp_path: Path
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(f"{mark}\n```sh\nrm -rf build\n```\n")
+
+    with pytest.raises(ValueError, match="line 1"):
+        read_blocks(page)
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
