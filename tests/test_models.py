@@ -506,7 +506,8 @@ def test_a_coercion_error_is_a_models_validation_error_naming_the_field() -> Non
 
 
 def test_storage_client_save_names_every_bad_field_before_sending() -> None:
-    storage = StorageClient(RecordingBus())
+    bus = RecordingBus()
+    storage = StorageClient(bus)
     host = Host.new(address="h", cpus="many", memory="lots", status="sleeping")
 
     with pytest.raises(models.ValidationError) as raised:
@@ -514,15 +515,16 @@ def test_storage_client_save_names_every_bad_field_before_sending() -> None:
 
     fields = sorted(problem.split(":")[0] for problem in raised.value.errors)
     assert fields == ["cpus", "memory", "status"]
-    assert storage.bus.calls == []
+    assert bus.calls == []
 
 
 def test_storage_client_save_many_raises_validation_error_for_a_rule_broken() -> None:
-    storage = StorageClient(RecordingBus())
+    bus = RecordingBus()
+    storage = StorageClient(bus)
 
     with pytest.raises(models.ValidationError, match="status"):
         storage.save_many([Host.new(address="a"), Host.new(address="b", status="sleeping")])
-    assert storage.bus.calls == []
+    assert bus.calls == []
 
 
 def test_a_coercion_error_reaches_a_remote_caller_as_a_validation_error() -> None:
