@@ -114,6 +114,27 @@ def test_bus_errors_exit_1_with_a_clear_message(
         redis_server.client().delete(f"nobody_{unique}")  # the call nobody served
 
 
+def test_a_timed_out_call_prints_one_error_line_and_no_traceback_at_exit(
+    redis_server: RedisServer, unique: str
+) -> None:
+    queue = {"name": f"late_{unique}", "routing_key": f"late_{unique}.*", "service": "late"}
+    try:
+        done = run_cli(
+            "call", f"late_{unique}.x", "--timeout", "0.5",
+            env={"COMMISSAIRE_QUEUES": json.dumps([queue])},
+        )  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr == f"error CallTimeout: no answer from 'late_{unique}.x' within 0.5 s\n"
+    finally:
+        redis_server.client().delete(queue["name"])
+
+
+def test_call_usage_shows_its_arguments_as_optional(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["call", "--help"]) == 0
+    usage = " ".join(capsys.readouterr().out.split("\n\n")[0].split())
+    assert usage.endswith("ROUTING_KEY [ARG ...]"), usage
+
+
 def test_the_console_script_takes_the_broker_from_bus_uri(
     simple_worker: WorkerProcess, redis_server: RedisServer
 ) -> None:
@@ -257,7 +278,19 @@ def test_up_runs_a_private_redis_and_the_workers_and_stops_cleanly(
     url = re.search(r"^Broker: (redis://127\.0\.0\.1:(\d+)/0)$", text, re.MULTILINE)
     assert url is not None and int(url.group(2)) != port, text
     assert f"export COMMISSAIRE_BROKER_URL={url.group(1)}" in text
-    assert "commissaire-tasks call simple.add 1 2" in text
+    key = (data / "secrets.key").read_text().strip()
+    assert f"export COMMISSAIRE_SECRETS_KEY={key}" in text
+    call_line = f"{CONSOLE_SCRIPT} call simple.add 1 2"
+    assert f"    {call_line}\n" in text
+    pasted = "\n".join(
+        line.strip() for line in text.splitlines() if line.startswith("    export ")
+    )
+    second_shell = subprocess.run(  # a new terminal: no venv, nothing exported
+        ["env", "-i", f"PATH={os.defpath}", "bash", "-c",
+         f"{pasted}\n{call_line}\necho \"$COMMISSAIRE_SECRETS_KEY\""],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert second_shell.stdout == f"3\n{key}\n", second_shell.stderr
 
     caller = Bus(create_app(load_settings().replace(broker_url=url.group(1)), services=()))
     assert caller.call("simple.add", 1, 2, timeout=20) == 3
