@@ -8,6 +8,7 @@ the embedded Redis, so nothing a worker acknowledges is lost.
 from __future__ import annotations
 
 import inspect
+import os
 import shlex
 import sys
 import time
@@ -76,7 +77,7 @@ def worker_commands(
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label = f"{label}{seen[label]}"
-        nodename = f"{label}@%h"
+        nodename = f"{label}-{os.getpid()}@%h"  # unique even with two `up`s on one host
         args = [sys.executable, "-m", "celery"]
         env: dict[str, str] = {}
         if module.has_app:
