@@ -174,8 +174,8 @@ def warn_on_conflicts(consumer: Any, timeout_s: float = STARTUP_INSPECT_TIMEOUT_
     mine = worker_report(consumer.app, _consumed_queues(consumer))["queues"]
     try:
         others = collect_reports(consumer.app, timeout_s)
-    except Exception:  # noqa: BLE001 - a failed check must not disturb the worker
-        logger.debug("Could not ask the other workers what they serve", exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - a failed check must not disturb the worker
+        logger.info("Could not ask the other workers what they serve: %s", exc)
         return []
     warned = []
     for host, report in sorted(others.items()):
@@ -196,4 +196,6 @@ def warn_on_conflicts(consumer: Any, timeout_s: float = STARTUP_INSPECT_TIMEOUT_
             "/".join(sorted({str(mine[q]["service"]) for q in differ})),
         )
         warned.append(host)
+    if not warned:
+        logger.info("No other worker runs different code on queue(s) %s", ", ".join(sorted(mine)))
     return warned

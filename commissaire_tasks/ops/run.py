@@ -3,8 +3,9 @@
 As ``nameko run`` does: the command becomes ``celery -A commissaire_tasks
 worker -Q <the services' queues>`` with ``COMMISSAIRE_SERVICES=MODULE`` (so the
 worker imports just that module, found in the current folder first, as
-``celery -A`` finds it). Ctrl-C stops it warm (running calls finish); a second
-Ctrl-C stops it cold. Options after the target go to ``celery worker``.
+``celery -A`` finds it). Ctrl-C stops it warm (running calls finish; exit code 1,
+as ``celery worker`` gives after SIGINT; 0 after SIGTERM); a second Ctrl-C stops
+it cold. Options after the target go to ``celery worker``.
 """
 
 from __future__ import annotations
