@@ -293,6 +293,12 @@ def test_up_runs_a_private_redis_and_the_workers_and_stops_cleanly(
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert second_shell.stdout == f"3\n{key}\n", second_shell.stderr
+    status = subprocess.run(  # the printed `status` line, from a folder without `workers`
+        ["env", "-i", f"PATH={os.defpath}", "bash", "-c", f"{pasted}\n{CONSOLE_SCRIPT} status"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert re.search(r"^simple\s+simple\s+0\s+0\s+simple-\d+@", status.stdout, re.M), status.stdout
 
     caller = Bus(create_app(load_settings().replace(broker_url=url.group(1)), services=()))
     assert caller.call("simple.add", 1, 2, timeout=20) == 3

@@ -349,3 +349,51 @@ def test_a_retired_subscriber_shows_in_status_and_unsubscribe_stops_its_notifica
         assert report["subscriptions"]["without_worker"] == []
         again = cli("unsubscribe", "watch", url=url)
         assert again.stdout == "watch had no storage subscription.\n"
+
+
+# -- RabbitMQ ---------------------------------------------------------------------------------
+
+
+def test_on_rabbitmq_status_and_services_learn_queues_from_the_workers_and_flag_different_code(
+    rabbitmq_url: str, tmp_path: Path, unique: str
+) -> None:
+    from kombu import Connection, Exchange, Queue
+
+    queue = my_queue(unique)
+    env = {"COMMISSAIRE_QUEUES": json.dumps([queue])}
+    (tmp_path / "othermy.py").write_text(OTHER_MY)
+    current = WorkerProcess(
+        broker_url=rabbitmq_url,
+        queues=[queue["name"]],
+        env={**env, "COMMISSAIRE_SERVICES": "workers.simple"},
+        log_dir=tmp_path,
+    )
+    old = WorkerProcess(
+        broker_url=rabbitmq_url,
+        queues=[queue["name"]],
+        env={**env, "COMMISSAIRE_SERVICES": "othermy"},
+        log_dir=tmp_path,
+        cwd=tmp_path,
+    )
+    dead = f"{queue['name']}.dead"
+    with Connection(rabbitmq_url) as connection:
+        producer = connection.Producer()
+        for _ in range(2):
+            producer.publish(
+                "garbage", exchange=Exchange(""), routing_key=dead, declare=[Queue(dead)]
+            )
+    with current, old:
+        wait_until(lambda: current.hostname in old.log(), "the different-code warning")
+        assert "running different code" in old.log()
+        report = json.loads(cli("status", "--json", url=rabbitmq_url).stdout)  # no COMMISSAIRE_*
+        [row] = [q for q in report["queues"] if q["queue"] == queue["name"]]
+        assert (row["service"], row["dead"], row["live"]) == ("my", 2, True)
+        assert {w["hostname"] for w in row["workers"]} == {current.hostname, old.hostname}
+        assert [c["queue"] for c in report["conflicts"]] == [queue["name"]]
+        services = json.loads(cli("services", "--json", url=rabbitmq_url).stdout)
+        assert sorted(s["class"] for s in services if queue["name"] in s["queues"]) == [
+            "othermy:MyService",
+            "workers.simple:MyService",
+        ]
+    with Connection(rabbitmq_url) as connection:
+        connection.default_channel.queue_delete(dead)
