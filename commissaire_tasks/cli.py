@@ -48,6 +48,8 @@ __all__ = ["build_parser", "main", "parse_call_arguments"]
 _KEYWORD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 #: Exit code for a command line that is wrong (argparse's too).
 EXIT_USAGE = 2
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommissaireTasksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while waiting: the shell's convention, no traceback
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:

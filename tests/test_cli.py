@@ -129,6 +129,28 @@ def test_a_timed_out_call_prints_one_error_line_and_no_traceback_at_exit(
         redis_server.client().delete(queue["name"])
 
 
+def test_ctrl_c_during_a_call_exits_130_without_a_traceback(
+    redis_server: RedisServer, unique: str
+) -> None:
+    queue = {"name": f"wait_{unique}", "routing_key": f"wait_{unique}.*", "service": "wait"}
+    redis = redis_server.client()
+    call = subprocess.Popen(
+        [sys.executable, "-m", "commissaire_tasks.cli", "call", f"wait_{unique}.x"],
+        cwd=ROOT, env={**os.environ, "COMMISSAIRE_QUEUES": json.dumps([queue])},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not redis.llen(queue["name"]) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the call is published and the CLI waits for its result
+        call.send_signal(signal.SIGINT)
+        out, err = call.communicate(timeout=30)
+        assert (call.returncode, out, err) == (130, "", "interrupted\n")
+    finally:
+        call.kill()
+        redis.delete(queue["name"])
+
+
 def test_call_usage_shows_its_arguments_as_optional(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["call", "--help"]) == 0
     usage = " ".join(capsys.readouterr().out.split("\n\n")[0].split())
