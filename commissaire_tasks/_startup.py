@@ -88,7 +88,7 @@ def _queue_names(queues: object) -> list[str]:
 
 
 def _name_worker(
-    sender: object = None, instance: object = None, options: object = None, **_: object
+    sender: object = None, instance: Any = None, options: object = None, **_: object
 ) -> None:
     """celeryd_init: replace Celery's default ``celery@<host>`` (no ``-n`` given)."""
     app = getattr(instance, "app", None)
@@ -97,7 +97,7 @@ def _name_worker(
     if getattr(instance, "hostname", None) != default_nodename(None):
         return
     given = options.get("queues") if isinstance(options, dict) else None
-    instance.hostname = unique_nodename(app, given)  # type: ignore[union-attr]
+    instance.hostname = unique_nodename(app, given)
 
 
 def install(app: Celery) -> None:

@@ -50,13 +50,14 @@ def discover_queues(connection: Connection) -> set[str]:
     prefix = getattr(channel, "keyprefix_queue", None)
     if client is None or not isinstance(prefix, str) or "%s" not in prefix:
         return set()
+    sep = str(getattr(channel, "sep", "\x06\x16"))
     found: set[str] = set()
     for key in _scan(client, prefix.replace("%s", "*")):
         exchange = key[len(prefix.replace("%s", "")) :]
         if exchange in _PLUMBING or exchange.endswith(".pidbox"):
             continue
         for member in client.smembers(key):
-            queue = _text(member).rpartition(channel.sep)[2]
+            queue = _text(member).rpartition(sep)[2]
             if queue:
                 found.add(queue)
     for key in _scan(client, f"*{DEAD_SUFFIX}"):
