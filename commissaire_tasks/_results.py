@@ -10,6 +10,7 @@ so ``.get()`` raises ``NotImplementedError`` for a ``NotImplementedError`` and a
 
 from __future__ import annotations
 
+import contextlib
 from functools import cache
 from typing import Any
 
@@ -161,6 +162,19 @@ class BoundedResult(AsyncResult):  # type: ignore[misc]
         try:
             return super().get(timeout, *args, **kwargs)
         except CeleryTimeoutError:
+            self._stop_waiting()
             raise CallTimeout(self.routing_key or self.name or self.id, timeout) from None
+        except KeyboardInterrupt:
+            self._stop_waiting()
+            raise
         except UNREACHABLE as exc:
             raise BrokerUnavailable(self.routing_key or self.name or self.id, str(exc)) from exc
+
+    def _stop_waiting(self) -> None:
+        """Stop listening for this result now, while the interpreter can still talk to Redis.
+
+        Otherwise the backend keeps it pending until the process exits, and
+        ``AsyncResult.__del__`` then unsubscribes during shutdown and prints a traceback.
+        """
+        with contextlib.suppress(Exception):
+            self.backend.remove_pending_result(self)

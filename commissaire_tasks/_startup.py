@@ -4,16 +4,22 @@
 services read (as the original's ``--config-file``). Each hosted service's
 ``check_config(config)`` runs here, so a bad config stops the worker at start
 with a clear ConfigurationError instead of failing its first call.
+
+A worker started without ``-n`` is named ``<service>-<pid>@<host>`` instead of
+Celery's ``celery@<host>``, so two workers on one host never share a node name
+(remote control, Flower and ``status`` tell them apart).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 import click
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
+from celery.utils.nodenames import default_nodename, nodesplit
 
 from ._registry import ServiceSpec, registry
 from ._tasks import instances
@@ -39,6 +45,9 @@ class ServiceStartup(bootsteps.Step):  # type: ignore[misc]
 
     def __init__(self, worker: Any, config_file: str | None = None, **options: Any) -> None:
         super().__init__(worker, **options)
+        from .ops import introspect
+
+        introspect.register()  # `commissaire-tasks services`, and the different-code check
         if config_file:
             instances.configure(config_file=config_file)
         config = read_config_file(instances.options.get("config_file"))
@@ -61,9 +70,41 @@ def hosted_services(app: Celery) -> dict[str, str]:
     return hosted
 
 
+def unique_nodename(app: Celery, queues: object = None) -> str:
+    """``<service>-<pid>@<host>``: the first service the worker serves, else the app's name."""
+    names = _queue_names(queues) or list(app.amqp.queues)
+    services = [app.service_queues[q] for q in names if q in getattr(app, "service_queues", {})]
+    label = services[0] if services else (names[0] if names else str(app.main or "worker"))
+    _, host = nodesplit(default_nodename(None))
+    return f"{label.rpartition('.')[2]}-{os.getpid()}@{host}"
+
+
+def _queue_names(queues: object) -> list[str]:
+    if isinstance(queues, str):
+        return [q.strip() for q in queues.split(",") if q.strip()]
+    if isinstance(queues, list | tuple):
+        return [str(q) for q in queues]
+    return []
+
+
+def _name_worker(
+    sender: object = None, instance: Any = None, options: object = None, **_: object
+) -> None:
+    """celeryd_init: replace Celery's default ``celery@<host>`` (no ``-n`` given)."""
+    app = getattr(instance, "app", None)
+    if app is None or getattr(app, "_commissaire_naming", None) is not True:
+        return
+    if getattr(instance, "hostname", None) != default_nodename(None):
+        return
+    given = options.get("queues") if isinstance(options, dict) else None
+    instance.hostname = unique_nodename(app, given)
+
+
 def install(app: Celery) -> None:
     """Add the step and the ``--config-file`` worker option to ``app``."""
     app.steps["worker"].add(ServiceStartup)
+    app._commissaire_naming = True
+    signals.celeryd_init.connect(_name_worker, weak=False, dispatch_uid=f"{__name__}.name")
     app.user_options["worker"].add(
         click.Option(["--config-file"], default=None, help="JSON config file the services read")
     )

@@ -3,9 +3,12 @@
 ::
 
     commissaire-tasks up                      # private Redis + one worker per service module
+    commissaire-tasks run myservice[:MyService] -c 2   # a module's services, in the foreground
     commissaire-tasks call simple.add 1 2     # -> 3
     commissaire-tasks call simple.add x=1 y=2
-    commissaire-tasks status [--json]         # queues, depths, workers; exit 1 if one is missing
+    commissaire-tasks status [SERVICE...]     # queues, depths, dead letters, workers; exit 1 ...
+    commissaire-tasks services [--json]       # live services, methods and parameters
+    commissaire-tasks unsubscribe SERVICE     # storage stops queueing its notifications
     commissaire-tasks flower                  # Flower behind basic auth
     commissaire-tasks bench ...               # the benchmark (bench.cli)
 
@@ -26,14 +29,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._cli_common import app_for as _app_for
+from ._cli_common import describe_error as _describe_error
+from ._cli_common import positive_float as _positive_float
+from ._cli_common import positive_int as _positive_int
+from .cli_inspect import add_inspect_commands
 from .config import (
     ENV_BROKER_URL,
     ENV_CONFIG_FILE,
     ENV_EXCHANGE,
     add_service_arguments,
-    load_settings,
 )
-from .errors import BusError, CommissaireTasksError, RemoteProcedureCallError, jsonrpc_error
+from .errors import BusError, CommissaireTasksError
 
 __all__ = ["build_parser", "main", "parse_call_arguments"]
 
@@ -41,6 +48,8 @@ __all__ = ["build_parser", "main", "parse_call_arguments"]
 _KEYWORD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 #: Exit code for a command line that is wrong (argparse's too).
 EXIT_USAGE = 2
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommissaireTasksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while waiting: the shell's convention, no traceback
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(passes_extra=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_up(commands)
+    _add_run(commands)
     _add_call(commands)
-    _add_status(commands)
+    add_inspect_commands(commands)
     _add_flower(commands)
     _add_bench(commands)
     return parser
@@ -140,6 +153,33 @@ def _up(args: argparse.Namespace, environ: dict[str, str]) -> int:
         stop_timeout_s=args.stop_timeout,
     )
     return run_up(options, environ)
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run the services of MODULE (or only MODULE:Class) in a foreground worker",
+        description="Like `nameko run`: one `celery worker` on the services' queues, in the "
+        "foreground; Ctrl-C stops it warm. MODULE is found in the current folder first. "
+        "Further options go to `celery worker` (e.g. -n NAME, --config-file FILE).",
+    )
+    run.add_argument("target", metavar="MODULE[:Class]", help="e.g. myservice or myservice:My")
+    run.add_argument("--concurrency", "-c", type=_positive_int, default=None, help="pool processes")
+    run.add_argument("--loglevel", "-l", default="INFO", help="log level (default INFO)")
+    run.set_defaults(handler=_run, passes_extra=True)
+
+
+def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from .ops.run import exec_worker, run_command
+
+    extra = [a for a in args.extra if a != "--"]
+    command = run_command(args.target, environ, args.concurrency, args.loglevel, extra)
+    print(f"Running {', '.join(command.services)} from {args.target}", file=sys.stderr, flush=True)
+    exec_worker(command)
+    return 1  # not reached: the worker replaced this process
 
 
 # -- call -----------------------------------------------------------------------------------
@@ -227,51 +267,6 @@ def _call(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
-def _describe_error(exc: BaseException) -> str:
-    """``error <code> <ExceptionType>: <message>`` for a call's error."""
-    error = jsonrpc_error(exc)
-    name = exc.exception_type if isinstance(exc, RemoteProcedureCallError) else type(exc).__name__
-    return f"error {error['code']} {name}: {error['message']}"
-
-
-# -- status ---------------------------------------------------------------------------------
-
-
-def _add_status(commands: Any) -> None:
-    from .ops.status import DEFAULT_INSPECT_TIMEOUT_S
-
-    status = commands.add_parser(
-        "status", help="services, queue depths and workers; exit 1 when a service has no worker"
-    )
-    status.add_argument("--json", action="store_true", help="print the report as JSON")
-    status.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=DEFAULT_INSPECT_TIMEOUT_S,
-        help=f"seconds to wait for worker replies (default {DEFAULT_INSPECT_TIMEOUT_S:g})",
-    )
-    status.set_defaults(handler=_status)
-
-
-def _status(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    from .ops.services import load_service_modules
-    from .ops.status import collect_status, render_table
-
-    problems = []
-    try:
-        modules = load_service_modules()
-    except Exception as exc:  # noqa: BLE001 - a broken service module is a status finding
-        problems.append(f"cannot import the service modules: {type(exc).__name__}: {exc}")
-        modules = []
-    services = [spec for module in modules for spec in module.services]
-    report = collect_status(_app_for(environ), services, args.timeout, problems)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(render_table(report))
-    return 0 if report.ok else 1
-
-
 # -- flower ---------------------------------------------------------------------------------
 
 
@@ -318,29 +313,6 @@ def _bench(args: argparse.Namespace, environ: dict[str, str]) -> int:
         print("error: benchmark not available (no bench.cli module)", file=sys.stderr)
         return 1
     return int(bench_main(list(args.extra)) or 0)
-
-
-# -- helpers --------------------------------------------------------------------------------
-
-
-def _app_for(environ: Mapping[str, str]) -> Any:
-    from .app import create_app
-
-    return create_app(load_settings(environ), services=())
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 if __name__ == "__main__":

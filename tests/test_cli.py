@@ -114,6 +114,49 @@ def test_bus_errors_exit_1_with_a_clear_message(
         redis_server.client().delete(f"nobody_{unique}")  # the call nobody served
 
 
+def test_a_timed_out_call_prints_one_error_line_and_no_traceback_at_exit(
+    redis_server: RedisServer, unique: str
+) -> None:
+    queue = {"name": f"late_{unique}", "routing_key": f"late_{unique}.*", "service": "late"}
+    try:
+        done = run_cli(
+            "call", f"late_{unique}.x", "--timeout", "0.5",
+            env={"COMMISSAIRE_QUEUES": json.dumps([queue])},
+        )  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr == f"error CallTimeout: no answer from 'late_{unique}.x' within 0.5 s\n"
+    finally:
+        redis_server.client().delete(queue["name"])
+
+
+def test_ctrl_c_during_a_call_exits_130_without_a_traceback(
+    redis_server: RedisServer, unique: str
+) -> None:
+    queue = {"name": f"wait_{unique}", "routing_key": f"wait_{unique}.*", "service": "wait"}
+    redis = redis_server.client()
+    call = subprocess.Popen(
+        [sys.executable, "-m", "commissaire_tasks.cli", "call", f"wait_{unique}.x"],
+        cwd=ROOT, env={**os.environ, "COMMISSAIRE_QUEUES": json.dumps([queue])},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not redis.llen(queue["name"]) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the call is published and the CLI waits for its result
+        call.send_signal(signal.SIGINT)
+        out, err = call.communicate(timeout=30)
+        assert (call.returncode, out, err) == (130, "", "interrupted\n")
+    finally:
+        call.kill()
+        redis.delete(queue["name"])
+
+
+def test_call_usage_shows_its_arguments_as_optional(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["call", "--help"]) == 0
+    usage = " ".join(capsys.readouterr().out.split("\n\n")[0].split())
+    assert usage.endswith("ROUTING_KEY [ARG ...]"), usage
+
+
 def test_the_console_script_takes_the_broker_from_bus_uri(
     simple_worker: WorkerProcess, redis_server: RedisServer
 ) -> None:
@@ -177,12 +220,15 @@ def test_status_shows_queues_depths_and_workers_and_fails_without_a_worker(
         live = run_cli("status", "--timeout", "2", env=env)
         assert live.returncode == 0, live.stdout + live.stderr
         assert re.search(
-            rf"introspect\s+introspect\s+\d+\s+{re.escape(worker.hostname)}\s+2\s+ok", live.stdout
+            rf"introspect\s+introspect\s+\d+\s+0\s+{re.escape(worker.hostname)}\s+2\s+ok",
+            live.stdout,
         )
         assert re.search(
-            rf"error\s+error\s+\d+\s+{re.escape(worker.hostname)}\s+2\s+ok", live.stdout
+            rf"error\s+error\s+\d+\s+0\s+{re.escape(worker.hostname)}\s+2\s+ok", live.stdout
         )
-        assert re.search(rf"introspect\s+idle_{unique}\s+2\s+-\s+-\s+no live worker", live.stdout)
+        assert re.search(
+            rf"introspect\s+idle_{unique}\s+2\s+0\s+-\s+-\s+no live worker", live.stdout
+        )
 
         worker.stop()
         stopped = run_cli("status", "--json", "--timeout", "0.5", env=env)
@@ -192,7 +238,8 @@ def test_status_shows_queues_depths_and_workers_and_fails_without_a_worker(
         assert {"error", "introspect"} <= set(report["services_without_worker"])
         idle_row = next(q for q in report["queues"] if q["queue"] == idle["name"])
         assert (idle_row["depth"], idle_row["workers"], idle_row["live"]) == (2, [], False)
-        assert all(not q["workers"] for q in report["queues"])
+        ours = [q for q in report["queues"] if q["service"] in {"error", "introspect"}]
+        assert ours and all(not q["workers"] for q in ours)
     finally:
         redis_server.client().delete(idle["name"])
 
@@ -257,7 +304,23 @@ def test_up_runs_a_private_redis_and_the_workers_and_stops_cleanly(
     url = re.search(r"^Broker: (redis://127\.0\.0\.1:(\d+)/0)$", text, re.MULTILINE)
     assert url is not None and int(url.group(2)) != port, text
     assert f"export COMMISSAIRE_BROKER_URL={url.group(1)}" in text
-    assert "commissaire-tasks call simple.add 1 2" in text
+    key = (data / "secrets.key").read_text().strip()
+    assert f"export COMMISSAIRE_SECRETS_KEY={key}" in text
+    call_line = f"{CONSOLE_SCRIPT} call simple.add 1 2"
+    assert f"    {call_line}\n" in text
+    pasted = "\n".join(line.strip() for line in text.splitlines() if line.startswith("    export "))
+    second_shell = subprocess.run(  # a new terminal: no venv, nothing exported
+        ["env", "-i", f"PATH={os.defpath}", "bash", "-c",
+         f"{pasted}\n{call_line}\necho \"$COMMISSAIRE_SECRETS_KEY\""],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert second_shell.stdout == f"3\n{key}\n", second_shell.stderr
+    status = subprocess.run(  # the printed `status` line, from a folder without `workers`
+        ["env", "-i", f"PATH={os.defpath}", "bash", "-c", f"{pasted}\n{CONSOLE_SCRIPT} status"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert re.search(r"^simple\s+simple\s+0\s+0\s+simple-\d+@", status.stdout, re.M), status.stdout
 
     caller = Bus(create_app(load_settings().replace(broker_url=url.group(1)), services=()))
     assert caller.call("simple.add", 1, 2, timeout=20) == 3

@@ -151,3 +151,19 @@ def test_json_formatter_and_settings_parsing() -> None:
     }
     with pytest.raises(ConfigurationError):
         service_levels({"COMMISSAIRE_LOG_LEVEL_MY": "LOUD"})
+
+
+def test_a_callers_mistake_is_one_warning_line_without_a_traceback(
+    worker_factory: Callable[..., WorkerProcess], unique: str, tmp_path: Path
+) -> None:
+    worker, caller, log_file = start_worker(worker_factory, unique, tmp_path)
+    wrong = caller.send(f"logmy_{unique}.echo", "too", "many")
+    with pytest.raises(Exception, match="InvalidParams|too many"):
+        wrong.get()
+    log = wait_for_log(log_file, f"Call my.echo[{wrong.id}] failed")
+
+    lines = [line for line in log.splitlines() if wrong.id in line]
+    assert any(re.search(r"WARNING/.*InvalidParams", line) for line in lines), log
+    assert not any("ERROR/" in line for line in lines), log
+    assert "Traceback" not in log
+    assert worker.process is not None and worker.process.poll() is None

@@ -1,7 +1,9 @@
-"""Operating services: the embedded broker, ``up``, status, Flower, progress and logs.
+"""Operating services: the embedded broker, ``up``, ``run``, status, introspection, Flower,
+progress and logs.
 
 These modules sit above the bus and service core (the CLI is their only user
-besides the worker's logging hooks) and import nothing from the CLI.
+besides the worker's logging hooks and the ``commissaire_services`` inspect
+command) and import nothing from the CLI.
 """
 
 from ..redact import redact_url

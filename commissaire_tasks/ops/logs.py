@@ -8,7 +8,10 @@ logging signals are):
   ``method``, ``call_id``, ``duration_s`` and ``state`` as record attributes.
   Celery's own "received" and "succeeded in ...: <return value>" lines are
   dropped: arguments and return values may hold secrets. Failures keep
-  Celery's ERROR line with the traceback.
+  Celery's ERROR line with the traceback, except a caller's mistake (a
+  JSON-RPC ParseError, InvalidRequest, MethodNotFound or InvalidParams, models'
+  ValidationError included): that is one WARNING line without a traceback,
+  since nothing in the worker needs fixing.
 * ``COMMISSAIRE_LOG_FORMAT=json`` makes every worker log line a JSON object
   (``time``, ``level``, ``logger``, ``message``, and ``service``/``method``/
   ``call_id`` inside a call); the startup banner, which is not a log line, is
@@ -33,7 +36,7 @@ from celery._state import get_current_task
 from celery.app import trace
 from celery.utils.log import get_multiprocessing_logger
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, jsonrpc_error
 
 __all__ = [
     "ENV_LOG_FORMAT",
@@ -132,7 +135,33 @@ class _DropCallDataLines(logging.Filter):
         return record.msg not in (trace.LOG_SUCCESS, trace.LOG_RECEIVED)
 
 
+#: JSON-RPC codes of errors the caller made (parse, request, method, params).
+CALLER_MISTAKE_CODES = frozenset({-32700, -32600, -32601, -32602})
+
+
+def is_caller_mistake(exc: BaseException | None) -> bool:
+    """True when ``exc`` reports bad input from the caller rather than a fault of the service."""
+    if not isinstance(exc, Exception):
+        return False
+    try:
+        return int(jsonrpc_error(exc).get("code", 0)) in CALLER_MISTAKE_CODES
+    except Exception:  # noqa: BLE001 - an exception that cannot be described is not one
+        return False
+
+
+class _CallerMistakesAsWarnings(logging.Filter):
+    """Celery's failure line for a caller's mistake becomes a WARNING without traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.levelno >= logging.ERROR and is_caller_mistake(exc):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 _drop_filter = _DropCallDataLines()
+_mistake_filter = _CallerMistakesAsWarnings()
 #: Start time of each running call in this process, by call id.
 _started: dict[str, float] = {}
 _install_lock = threading.Lock()
@@ -152,6 +181,7 @@ def install(app: Celery) -> None:
             return
         for name in ("celery.app.trace", "celery.worker.strategy"):
             logging.getLogger(name).addFilter(_drop_filter)
+        logging.getLogger("celery.app.trace").addFilter(_mistake_filter)
         signals.task_prerun.connect(_on_prerun, weak=False, dispatch_uid=f"{__name__}.prerun")
         signals.task_postrun.connect(_on_postrun, weak=False, dispatch_uid=f"{__name__}.postrun")
         signals.celeryd_init.connect(_on_worker_init, weak=False, dispatch_uid=f"{__name__}.init")

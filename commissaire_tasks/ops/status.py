@@ -1,14 +1,16 @@
 """``commissaire-tasks status``: every service, its queues, their depth and who serves them.
 
-Depth comes from the broker (a passive queue declare: Redis counts the list,
-priorities included; RabbitMQ returns ``message_count``). Workers come from
-Celery's remote control: ``active_queues`` says who consumes what, ``stats``
-how many pool processes each runs, and ``ping`` whether it answers now.
+Known services are those the service modules define, the configured queues
+name, or a live worker reports (:mod:`.introspect`). Besides their queues the
+report shows every other queue holding messages or dead letters (:mod:`.queues`),
+queues consumed by workers running different code, and storage subscriptions
+whose service has no live worker (their notifications pile up unread). Workers
+come from Celery's remote control: ``active_queues`` says who consumes what,
+``stats`` how many pool processes each runs, and ``ping`` whether it answers now.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,12 +24,24 @@ from ..app import CommissaireCelery
 from ..errors import BrokerUnavailable
 from ..redact import redact_url
 from ..routing import QueueSpec
+from . import subscriptions as subs
+from .introspect import Conflict, collect_reports, find_conflicts
+from .queues import DEAD_SUFFIX, dead_letter_queue, depth, discover_queues
 from .services import queues_of
 
-__all__ = ["QueueStatus", "StatusReport", "WorkerStatus", "collect_status", "render_table"]
+__all__ = [
+    "QueueStatus",
+    "StatusReport",
+    "WorkerStatus",
+    "collect_status",
+    "connect_or_fail",
+    "render_table",
+]
 
 #: Seconds each remote-control broadcast waits for replies.
 DEFAULT_INSPECT_TIMEOUT_S = 1.0
+#: Service shown for a queue no known service is served from.
+UNKNOWN = "?"
 
 
 @dataclass(frozen=True)
@@ -41,12 +55,18 @@ class WorkerStatus:
 
 @dataclass(frozen=True)
 class QueueStatus:
-    """One queue of one service."""
+    """One queue: its service, depth, dead letters and consumers.
+
+    ``known`` is False for a queue found only on the broker (no service claims
+    it): shown because it holds messages, never counted as a missing service.
+    """
 
     service: str
     queue: str
     depth: int | None
     workers: tuple[WorkerStatus, ...] = ()
+    dead: int = 0
+    known: bool = True
 
     @property
     def live(self) -> bool:
@@ -55,22 +75,31 @@ class QueueStatus:
 
 @dataclass(frozen=True)
 class StatusReport:
-    """Everything ``status`` shows; ``ok`` when every service has a live worker."""
+    """Everything ``status`` shows; ``ok`` when nothing in it needs a person."""
 
     broker: str
     queues: tuple[QueueStatus, ...]
     problems: tuple[str, ...] = field(default=())
+    conflicts: tuple[Conflict, ...] = field(default=())
+    subscriptions: subs.SubscriptionCheck = field(default_factory=subs.SubscriptionCheck)
 
     @property
     def services_without_worker(self) -> list[str]:
         live: dict[str, bool] = {}
         for queue in self.queues:
-            live[queue.service] = live.get(queue.service, False) or queue.live
+            if queue.known:
+                live[queue.service] = live.get(queue.service, False) or queue.live
         return [service for service, ok in live.items() if not ok]
 
     @property
     def ok(self) -> bool:
-        return bool(self.queues) and not self.problems and not self.services_without_worker
+        return (
+            any(queue.known for queue in self.queues)
+            and not self.problems
+            and not self.services_without_worker
+            and not self.conflicts
+            and not self.subscriptions.orphans
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +107,11 @@ class StatusReport:
             "broker": self.broker,
             "services_without_worker": self.services_without_worker,
             "problems": list(self.problems),
+            "conflicts": [
+                {"queue": c.queue, "workers": {h: list(w) for h, w in c.workers.items()}}
+                for c in self.conflicts
+            ],
+            "subscriptions": self.subscriptions.to_dict(),
             "queues": [{**asdict(q), "live": q.live} for q in self.queues],
         }
 
@@ -87,44 +121,136 @@ def collect_status(
     services: Iterable[ServiceSpec],
     timeout_s: float = DEFAULT_INSPECT_TIMEOUT_S,
     problems: Sequence[str] = (),
+    only: Sequence[str] = (),
 ) -> StatusReport:
-    """Ask the broker and the workers about ``services`` and the configured queues."""
-    queues = _known_queues(services, app)
+    """Ask the broker and the workers; ``only`` limits the report to those services."""
+    known = _known_queues(services, app)
     with app.connection_for_read() as connection:
         _connect(connection, timeout_s)
-        depths = {queue.name: _depth(connection, queue.name) for _, queue in queues}
+        found = _broker_queues(connection)
+        live = _ask_workers(app, timeout_s)
+        known += _reported_queues(live.reports, {name for _, name in known})
+        names = {name for _, name in known}
+        extra = (found | set(live.consumers)) - names
+        depths = {name: _depths(connection, name) for name in names | extra}
+    rows = [_row(service, name, depths[name], live) for service, name in known]
+    rows += [
+        _row(UNKNOWN, name, depths[name], live, known=False)
+        for name in sorted(extra)
+        if any(depths[name])
+    ]
+    conflicts = find_conflicts(live.reports)
+    check = subs.check_subscriptions(app, live.serving, timeout_s)
+    report = StatusReport(
+        redact_url(app.settings.broker_url), tuple(rows), tuple(problems), tuple(conflicts), check
+    )
+    return limit_report(report, only) if only else report
+
+
+def limit_report(report: StatusReport, only: Sequence[str]) -> StatusReport:
+    """The part of ``report`` about the services ``only`` names (unknown names are problems)."""
+    wanted = set(only)
+    rows = tuple(q for q in report.queues if q.known and q.service in wanted)
+    queues = {q.queue for q in rows}
+    missing = sorted(wanted - {q.service for q in rows})
+    problems = report.problems + tuple(
+        f"no service named {name!r} is known here" for name in missing
+    )
+    return StatusReport(
+        report.broker,
+        rows,
+        problems,
+        tuple(c for c in report.conflicts if c.queue in queues),
+        report.subscriptions.limited_to(wanted),
+    )
+
+
+@dataclass
+class _Workers:
+    """What the workers told us."""
+
+    consumers: dict[str, set[str]]
+    processes: dict[str, int | None]
+    answered: set[str]
+    reports: dict[str, dict[str, Any]]
+
+    @property
+    def serving(self) -> dict[str, bool]:
+        """Queue or service name -> True when a live worker serves it."""
+        serving = {q: bool(hosts & self.answered) for q, hosts in self.consumers.items()}
+        for host, report in self.reports.items():
+            for entry in (report.get("queues") or {}).values():
+                if entry.get("service") and host in self.answered:
+                    serving[f"service:{entry['service']}"] = True
+        return serving
+
+
+def _ask_workers(app: CommissaireCelery, timeout_s: float) -> _Workers:
     inspect = app.control.inspect(timeout=timeout_s)
-    # Each broadcast waits the whole timeout for replies: ask all three at once.
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="status") as pool:
+    # Each broadcast waits the whole timeout for replies: ask them all at once.
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status") as pool:
         active = pool.submit(inspect.active_queues)
         stats = pool.submit(inspect.stats)
         pings = pool.submit(app.control.ping, timeout=timeout_s)
-    consumers = _consumers(active.result() or {})
-    processes = {host: _process_count(s) for host, s in (stats.result() or {}).items()}
-    answered = {host for reply in pings.result() or [] for host in reply}
-    rows = []
-    for service, queue in queues:
-        workers = tuple(
-            WorkerStatus(host, processes.get(host), host in answered)
-            for host in sorted(consumers.get(queue.name, ()))
-        )
-        rows.append(QueueStatus(service, queue.name, depths[queue.name], workers))
-    return StatusReport(redact_url(app.settings.broker_url), tuple(rows), tuple(problems))
+        reports = pool.submit(collect_reports, app, timeout_s)
+    return _Workers(
+        consumers=_consumers(active.result() or {}),
+        processes={host: _process_count(s) for host, s in (stats.result() or {}).items()},
+        answered={host for reply in pings.result() or [] for host in reply},
+        reports=reports.result(),
+    )
 
 
-def _known_queues(
-    services: Iterable[ServiceSpec], app: CommissaireCelery
-) -> list[tuple[str, QueueSpec]]:
-    known: list[tuple[str, QueueSpec]] = []
+def _row(
+    service: str, queue: str, counts: tuple[int, int], live: _Workers, known: bool = True
+) -> QueueStatus:
+    workers = tuple(
+        WorkerStatus(host, live.processes.get(host), host in live.answered)
+        for host in sorted(live.consumers.get(queue, ()))
+    )
+    return QueueStatus(service, queue, counts[0], workers, dead=counts[1], known=known)
+
+
+def _known_queues(services: Iterable[ServiceSpec], app: CommissaireCelery) -> list[tuple[str, str]]:
+    known: list[tuple[str, str]] = []
     for spec in services:
-        known += [(spec.name, queue) for queue in queues_of(spec, app.settings)]
-    named = {queue.name for _, queue in known}
+        known += [(spec.name, queue.name) for queue in queues_of(spec, app.settings)]
+    named = {name for _, name in known}
     for kwargs in app.settings.queues:  # configured queues of services not defined here
         queue = QueueSpec.from_kwargs(kwargs)
         if queue.name not in named:
-            known.append((queue.service or "?", queue))
+            known.append((queue.service or UNKNOWN, queue.name))
             named.add(queue.name)
     return known
+
+
+def _reported_queues(
+    reports: Mapping[str, Mapping[str, Any]], named: set[str]
+) -> list[tuple[str, str]]:
+    """Queues live workers serve a service from that the local modules do not know of."""
+    extra: dict[str, str] = {}
+    for report in reports.values():
+        for queue, entry in (report.get("queues") or {}).items():
+            if queue not in named and entry.get("service"):
+                extra.setdefault(queue, str(entry["service"]))
+    return [(service, queue) for queue, service in sorted(extra.items())]
+
+
+def _broker_queues(connection: Connection) -> set[str]:
+    names = set()
+    for name in discover_queues(connection):
+        names.add(name[: -len(DEAD_SUFFIX)] if name.endswith(DEAD_SUFFIX) else name)
+    return names
+
+
+def _depths(connection: Connection, queue: str) -> tuple[int, int]:
+    return depth(connection, queue), depth(connection, dead_letter_queue(queue))
+
+
+def connect_or_fail(app: CommissaireCelery, timeout_s: float) -> None:
+    """Raise BrokerUnavailable now when the broker cannot be reached (instead of hanging)."""
+    with app.connection_for_read() as connection:
+        _connect(connection, timeout_s)
 
 
 def _connect(connection: Connection, timeout_s: float) -> None:
@@ -134,18 +260,6 @@ def _connect(connection: Connection, timeout_s: float) -> None:
         )
     except (OperationalError, OSError) as exc:
         raise BrokerUnavailable("status", str(exc)) from exc
-
-
-def _depth(connection: Connection, queue: str) -> int:
-    """Messages waiting in ``queue`` (0 when it does not exist yet)."""
-    channel = connection.channel()
-    try:
-        return int(channel.queue_declare(queue=queue, passive=True).message_count)
-    except connection.channel_errors:
-        return 0
-    finally:
-        with contextlib.suppress(Exception):  # AMQP closed the channel after a 404
-            channel.close()
 
 
 def _consumers(active_queues: Mapping[str, Any]) -> dict[str, set[str]]:
@@ -167,17 +281,18 @@ def _process_count(stats: Mapping[str, Any]) -> int | None:
 
 
 def render_table(report: StatusReport) -> str:
-    """The report as an aligned text table with a one-line verdict."""
-    header = ("SERVICE", "QUEUE", "DEPTH", "WORKER", "PROCS", "PING")
+    """The report as an aligned text table, its findings, and a one-line verdict."""
+    header = ("SERVICE", "QUEUE", "DEPTH", "DEAD", "WORKER", "PROCS", "PING")
     rows: list[tuple[str, ...]] = []
     for queue in report.queues:
         depth = "?" if queue.depth is None else str(queue.depth)
+        cells = (queue.service, queue.queue, depth, str(queue.dead))
         if not queue.workers:
-            rows.append((queue.service, queue.queue, depth, "-", "-", "no live worker"))
+            idle = "no live worker" if queue.known else "no service of ours"
+            rows.append((*cells, "-", "-", idle))
         for worker in queue.workers:
             procs = "?" if worker.processes is None else str(worker.processes)
-            ping = "ok" if worker.ping else "no answer"
-            rows.append((queue.service, queue.queue, depth, worker.hostname, procs, ping))
+            rows.append((*cells, worker.hostname, procs, "ok" if worker.ping else "no answer"))
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -185,14 +300,19 @@ def render_table(report: StatusReport) -> str:
     ]
     lines.append("")
     lines += [f"problem: {problem}" for problem in report.problems]
-    missing = report.services_without_worker
-    services = len({queue.service for queue in report.queues})
-    if not report.queues:
-        lines.append("no services known (add modules to `workers` or set COMMISSAIRE_SERVICES)")
-    elif missing:
-        lines.append(
-            f"{len(missing)} of {services} services have no live worker: {', '.join(missing)}"
-        )
-    else:
-        lines.append(f"all {services} services have a live worker (broker {report.broker})")
+    lines += [f"problem: {conflict.describe()}" for conflict in report.conflicts]
+    lines += report.subscriptions.lines()
+    lines.append(_verdict(report))
     return "\n".join(lines)
+
+
+def _verdict(report: StatusReport) -> str:
+    missing = report.services_without_worker
+    services = len({queue.service for queue in report.queues if queue.known})
+    if not services:
+        return "no services known (add modules to `workers` or set COMMISSAIRE_SERVICES)"
+    if missing:
+        return f"{len(missing)} of {services} services have no live worker: {', '.join(missing)}"
+    if not report.ok:
+        return f"all {services} services have a live worker, but see above"
+    return f"all {services} services have a live worker (broker {report.broker})"

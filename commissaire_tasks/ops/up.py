@@ -7,12 +7,15 @@ the embedded Redis, so nothing a worker acknowledges is lost.
 
 from __future__ import annotations
 
+import inspect
+import os
+import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .._registry import ServiceSpec
 from ..app import create_app
@@ -74,7 +77,7 @@ def worker_commands(
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label = f"{label}{seen[label]}"
-        nodename = f"{label}@%h"
+        nodename = f"{label}-{os.getpid()}@%h"  # unique even with two `up`s on one host
         args = [sys.executable, "-m", "celery"]
         env: dict[str, str] = {}
         if module.has_app:
@@ -150,7 +153,7 @@ def _serve(group: ProcessGroup, options: UpOptions, env: dict[str, str], out: Te
     for command in commands:
         group.spawn(command.label, command.args, {**env, **command.env})
     _wait_ready(group, commands, env, options.ready_timeout_s)
-    _print_ready(out, modules, env[ENV_BROKER_URL], len(commands))
+    _print_ready(out, modules, env, len(commands))
     exited = group.wait_any()
     print(
         f"error: {group.label(exited)} exited with code {exited.returncode}; stopping",
@@ -184,26 +187,65 @@ def _wait_ready(
 
 
 def _print_ready(
-    out: TextIO, modules: Sequence[ServiceModule], broker_url: str, workers: int
+    out: TextIO, modules: Sequence[ServiceModule], env: Mapping[str, str], workers: int
 ) -> None:
+    """Say what runs, then the lines a second shell (``env -i bash``) needs, verbatim.
+
+    The real broker URL and secrets key are printed on purpose: this is the
+    user's own terminal, and without them a second shell cannot call anything
+    (nor read a ``HostCreds``). Nothing here goes to a log file.
+    """
     services = [spec for module in modules for spec in module.services]
-    example = _example_call(services)
     _say(out, f"Ready: {workers} worker(s) serving {', '.join(s.name for s in services)}.")
-    _say(out, f"Broker: {redact_url(broker_url)}")
-    _say(out, "Call services from another shell:")
-    _say(out, f"    export COMMISSAIRE_BROKER_URL={redact_url(broker_url)}")
-    _say(out, f"    commissaire-tasks call {example}")
+    _say(out, f"Broker: {redact_url(env[ENV_BROKER_URL])}")
+    _say(out, "Call services from another shell (paste these lines; no venv needed):")
+    for line in second_shell_lines(env, _example_call(services)):
+        _say(out, f"    {line}")
     _say(out, "Press Ctrl-C to stop.")
+
+
+def second_shell_lines(env: Mapping[str, str], example: str) -> list[str]:
+    """``export`` lines for the broker and secrets key, then commands with absolute paths."""
+    lines = [f"export {ENV_BROKER_URL}={shlex.quote(env[ENV_BROKER_URL])}"]
+    if env.get(ENV_SECRETS_KEY):
+        lines.append(f"export {ENV_SECRETS_KEY}={shlex.quote(env[ENV_SECRETS_KEY])}")
+    if env.get(ENV_SERVICES):
+        lines.append(f"export {ENV_SERVICES}={shlex.quote(env[ENV_SERVICES])}")
+    command = cli_command()
+    lines += [f"{command} call {example}", f"{command} status", f"{command} services"]
+    return lines
+
+
+def cli_command() -> str:
+    """``commissaire-tasks`` as an absolute path that works without activating the venv."""
+    script = Path(sys.executable).parent / "commissaire-tasks"
+    if script.is_file():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m commissaire_tasks.cli"
 
 
 def _example_call(services: Sequence[ServiceSpec]) -> str:
     names = {spec.name: spec for spec in services}
     if "simple" in names and "add" in names["simple"].methods:
         return "simple.add 1 2"
+    for spec in services:  # a method that needs no arguments runs as printed
+        for method, attribute in spec.methods.items():
+            if not _required_parameters(getattr(spec.cls, attribute)):
+                return f"{spec.name}.{method}"
     for spec in services:
         if spec.methods:
-            return f"{spec.name}.{next(iter(spec.methods))} [ARGS...]"
-    return "<service>.<method> [ARGS...]"
+            return f"{spec.name}.{next(iter(spec.methods))}"
+    return "SERVICE.METHOD"
+
+
+def _required_parameters(function: Any) -> list[str]:
+    """Bus parameters of an ``on_*`` method without a default (``self`` and ``message`` aside)."""
+    parameters = list(inspect.signature(function).parameters.values())[2:]
+    return [
+        p.name
+        for p in parameters
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
 
 
 def _say(out: TextIO, line: str) -> None:

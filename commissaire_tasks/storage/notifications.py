@@ -33,7 +33,7 @@ from kombu.entity import Exchange, Queue
 from .. import _startup
 from .._registry import ServiceSpec
 from .._tasks import ServiceTask, instances
-from ..errors import InternalError, ValidationError
+from ..errors import InternalError, InvalidParams, StorageLookupError, ValidationError
 from ..message import Message
 from ..models import ListModel, Model, model_class, model_types
 from . import broadcast as broadcasting
@@ -316,6 +316,23 @@ class Notifier:
         subscription = Subscription.from_dict(data)
         self._store.save(SUBSCRIPTION_TYPE, subscription.service, subscription.to_dict())
 
+    def unsubscribe(self, service: str) -> bool:
+        """Forget ``service``'s stored subscription; False when it had none.
+
+        Raises:
+            InvalidParams: The subscription comes from the storage config, which wins.
+        """
+        if any(s.service == service for s in self._configured):
+            raise InvalidParams(
+                f"{service!r} is subscribed by the storage service's config (`subscribers`); "
+                "remove it there"
+            )
+        try:
+            self._store.delete(SUBSCRIPTION_TYPE, service)
+        except StorageLookupError:
+            return False
+        return True
+
     def subscriptions(self) -> list[Subscription]:
         stored = [Subscription.from_dict(r.data) for r in self._store.list(SUBSCRIPTION_TYPE)]
         known = {s.service for s in stored}
@@ -352,6 +369,28 @@ class Notifier:
             routing_key=subscription.queue,
             ignore_result=True,
         )
+
+
+def unsubscribe(service: str, bus: Any = None, timeout: float | None = None) -> bool:
+    """Remove ``service``'s subscription, so changes are no longer queued for it.
+
+    Stop the service's workers first: a worker that starts subscribes again.
+    Returns False when the storage service kept no subscription for it.
+    """
+    from ..bus import Bus
+
+    caller = bus if bus is not None else Bus()
+    return bool(caller.call("storage.unsubscribe", service, timeout=timeout))
+
+
+def list_subscriptions(bus: Any = None, timeout: float | None = None) -> list[Subscription]:
+    """Every subscription the storage service holds (stored and configured)."""
+    from ..bus import Bus
+
+    caller = bus if bus is not None else Bus()
+    return [
+        Subscription.from_dict(s) for s in caller.call("storage.subscriptions", timeout=timeout)
+    ]
 
 
 def matching_subscriptions(

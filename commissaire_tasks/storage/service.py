@@ -28,7 +28,10 @@ AVAILABLE_STATUS = "active"
 
 
 class StorageService(CommissaireService):
-    """Exposes ``storage.save/get/delete/list/list_store_handlers/subscribe``."""
+    """Exposes ``storage.save/get/delete/list/list_store_handlers/subscribe/unsubscribe``.
+
+    ``storage.subscriptions`` lists the subscriptions (``status`` reads it).
+    """
 
     name = "storage"
 
@@ -102,6 +105,16 @@ class StorageService(CommissaireService):
     def on_subscribe(self, message: Message, subscription: dict[str, Any]) -> None:
         """Record (or renew) a service's subscription to change notifications."""
         self.notifier.subscribe(subscription)
+
+    def on_unsubscribe(self, message: Message, service: str) -> bool:
+        """Forget a service's subscription (a retired subscriber); False if it had none."""
+        if not isinstance(service, str) or not service:
+            raise InvalidParams("service must be a non-empty string")
+        return self.notifier.unsubscribe(service)
+
+    def on_subscriptions(self, message: Message) -> list[dict[str, Any]]:
+        """Every subscription: service, queue and (model, event) filters."""
+        return [subscription.to_dict() for subscription in self.notifier.subscriptions()]
 
     def _build(self, cls: type[Model], data: Any) -> Model:
         data = self.sealer.unseal(data) if is_sealed(data) else data
