@@ -18,6 +18,8 @@ from commissaire_tasks.config import load_settings
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.storage.ordering import RevisionGate
 from commissaire_tasks.testing import RedisServer, WorkerProcess
+from tests.ledger import wait_until
+from tests.report import record
 
 SUBSCRIBERS = "tests.subscribers"
 
@@ -206,19 +208,31 @@ def test_broadcast_reaches_every_running_process_once(stack: Stack) -> None:
 
 
 @pytest.mark.reliability
-def test_a_subscriber_killed_mid_callback_gets_the_change_again(stack: Stack) -> None:
+def test_a_subscriber_killed_mid_callback_gets_the_change_again_exactly_once(stack: Stack) -> None:
     def subscriber() -> WorkerProcess:
         worker = stack.subscriber("slow_subscriber")
         worker.env["COMMISSAIRE_VISIBILITY_TIMEOUT"] = "3"
         return worker
 
     first = subscriber().start()
-    time.sleep(0.5)
+    probe = stack.client.save(new_host())  # a delivery proves the subscription is live
+    assert [d for d in stack.wait_for(probe, 3, timeout_s=30) if d[0] == "slow"]
     host = stack.client.save(new_host(os="slow"))
-    time.sleep(1.5)  # the callback is sleeping now
+    started = f"started:Host:{host.address}"
+    wait_until(lambda: stack.record.llen(started), 20, "the slow callback to start")
+    assert [int(pid) for pid in stack.record.lrange(started, 0, -1)] == first.pool_pids()
     first.kill()
-    assert stack.deliveries(host) == [] or all(d[0] != "slow" for d in stack.deliveries(host))
-    with subscriber():
+    assert [d for d in stack.deliveries(host) if d[0] == "slow"] == []  # cut off mid-callback
+    with subscriber() as second:
         deliveries = [d for d in stack.wait_for(host, 3, timeout_s=30) if d[0] == "slow"]
-    print(f"\n[reliability] subscriber SIGKILL mid-callback: sent 1, delivered {len(deliveries)}")
+        rerun_by = second.pool_pids()
+    assert [int(pid) for pid in stack.record.lrange(started, 0, -1)][1:] == rerun_by
     assert len(deliveries) == 1
+    record(
+        "subscriber_kill",
+        sent="1 notification",
+        completed=len(deliveries),
+        lost=1 - len(deliveries),
+        duplicated=len(deliveries) - 1,
+        notes="the callback was cut off, then ran once in the next worker",
+    )
