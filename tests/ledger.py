@@ -68,6 +68,7 @@ class Ledger:
         visibility_s: int = 30,
         record_server: RedisServer | None = None,
         extra_env: dict[str, str] | None = None,
+        **settings: Any,
     ) -> None:
         self.run = uuid.uuid4().hex[:8]
         self.queue = {
@@ -85,10 +86,10 @@ class Ledger:
             "TEST_RECORD_URL": self.record_url,
             **(extra_env or {}),
         }
-        settings = load_settings().replace(
-            broker_url=self.url, queues=(self.queue,), visibility_timeout_s=visibility_s
+        caller = load_settings().replace(
+            broker_url=self.url, queues=(self.queue,), visibility_timeout_s=visibility_s, **settings
         )
-        self.bus = Bus(create_app(settings))
+        self.bus = Bus(create_app(caller))
         self.record = redis.Redis.from_url(self.record_url)
 
     def key(self, method: str) -> str:
