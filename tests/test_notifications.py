@@ -15,6 +15,7 @@ from commissaire_tasks import models
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
+from commissaire_tasks.storage.broadcast import CHANNEL
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.storage.ordering import RevisionGate
 from commissaire_tasks.testing import RedisServer, WorkerProcess
@@ -74,7 +75,8 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
     watch = stack.subscriber("watch")
     with storage, audit_a, audit_b, watch:
         stack.workers.update(storage=storage, audit_a=audit_a, audit_b=audit_b, watch=watch)
-        time.sleep(1)  # subscriptions travel through the storage queue
+        probe = client.save(new_host())  # subscriptions travel through the storage queue
+        wait_until(lambda: len(stack.deliveries(probe)) == 2, 30, "audit and watch to subscribe")
         yield stack
 
 
@@ -119,7 +121,7 @@ def test_a_stopped_subscriber_gets_changes_when_it_starts_again(stack: Stack) ->
         started = time.monotonic()
         host = stack.client.save(new_host())
         assert time.monotonic() - started < 2  # the save does not wait for subscribers
-        time.sleep(1)
+        wait_until(lambda: stack.deliveries(host), 20, "audit's delivery")
         assert [d for d in stack.deliveries(host) if d[0] == "watch"] == []
     finally:
         watch.start()
@@ -142,6 +144,11 @@ def test_bad_notification_bodies_are_dropped_and_the_worker_carries_on(stack: St
     ]
     from kombu import Exchange, Queue
 
+    def dropped() -> int:
+        log = stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
+        return log.count("Dropped notification")
+
+    dropped_before = dropped()
     queue = Queue("audit", Exchange(""), routing_key="audit")
     for body in bad_bodies:
         app.send_task(
@@ -152,10 +159,9 @@ def test_bad_notification_bodies_are_dropped_and_the_worker_carries_on(stack: St
             routing_key="audit",
             ignore_result=True,
         )
-    time.sleep(1.5)
+    wait_until(lambda: dropped() >= dropped_before + 3, 20, "three dropped notifications")
+    assert dropped() == dropped_before + 3  # each bad body dropped once, none retried
     assert stack.deliveries(host) == []
-    log = stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
-    assert "Dropped notification" in log
     fresh = stack.client.save(new_host())
     assert any(d[0] == "audit" for d in stack.wait_for(fresh, 2))
 
@@ -164,9 +170,13 @@ def test_a_failing_callback_is_logged_not_retried_and_others_keep_flowing(stack:
     boom = stack.client.save(new_host(os="explode"))
     after = stack.client.save(new_host())
     assert any(d[0] == "audit" for d in stack.wait_for(after, 2))
-    time.sleep(1)
+
+    def audit_log() -> str:
+        return stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
+
+    wait_until(lambda: "callback exploded on purpose" in audit_log(), 20, "the failure logged")
     assert [d for d in stack.deliveries(boom) if d[0] == "audit"] == []
-    log = stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
+    log = audit_log()
     assert "callback exploded on purpose" in log
     assert "Traceback" in log
     failures = [
@@ -198,8 +208,13 @@ def test_revision_gate_admits_each_newer_revision_once(redis_server: RedisServer
 
 
 def test_broadcast_reaches_every_running_process_once(stack: Stack) -> None:
+    listening = stack.record.pubsub_numsub(CHANNEL)[0][1]
     with stack.subscriber("cache", concurrency=3) as cache:
-        time.sleep(1.0)  # listeners subscribe right after the fork
+        wait_until(  # listeners subscribe right after the fork
+            lambda: stack.record.pubsub_numsub(CHANNEL)[0][1] >= listening + 3,
+            20,
+            "each cache process to listen",
+        )
         host = stack.client.save(new_host())
         deliveries = [d for d in stack.wait_for(host, 5) if d[0] == "cache"]
         pool = set(map(str, cache.pool_pids()))
