@@ -107,6 +107,8 @@ def test_the_latest_full_bench_results_pass_the_same_row_checks() -> None:
     ]
 
 
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
 def test_quick_bench_writes_every_row_with_numeric_ratios(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], no_leftover_processes: None
 ) -> None:

@@ -28,7 +28,9 @@ from workers.simple import SimpleService
 SERVICES = "workers.simple,tests.services"
 
 
-@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+@pytest.fixture(
+    scope="module", params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
+)
 def broker(request: pytest.FixtureRequest, redis_server: RedisServer) -> tuple[str, str | None]:
     """(broker URL, result backend): the session's Redis, or RabbitMQ with Redis results."""
     if request.param == "redis":

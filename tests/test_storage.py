@@ -44,7 +44,10 @@ def handler_configs(tmp: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.fixture(scope="module", params=["redis", "postgresql", "sqlite"])
+@pytest.fixture(
+    scope="module",
+    params=["redis", pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"],
+)
 def storage(
     request: pytest.FixtureRequest,
     redis_server: RedisServer,
