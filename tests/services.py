@@ -107,6 +107,13 @@ class LedgerService(CommissaireService):
         self.record.rpush(f"ledger:{run}:done", self._entry(message, token))
         return token
 
+    def on_flaky(self, message: Message, run: str, times: int) -> int:
+        """Asks for a retry ``times`` times, then answers how often it was retried."""
+        self.record.rpush(f"ledger:{run}:retries", message.retries)
+        if message.retries < times:
+            message.retry(countdown=0.1, max_retries=times)
+        return message.retries
+
     def on_tally(self, message: Message, run: str, token: int) -> int:
         leak = int(os.environ.get("TEST_LEAK_BYTES", "0"))
         if leak:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -251,3 +252,71 @@ def test_a_subscriber_killed_mid_callback_gets_the_change_again_exactly_once(sta
         duplicated=len(deliveries) - 1,
         notes="the callback was cut off, then ran once in the next worker",
     )
+
+
+def test_a_save_replayed_with_its_call_id_reports_the_first_revision_without_writing(
+    stack: Stack,
+) -> None:
+    # Given a save that runs twice under one call id, as a redelivered call would
+    host = new_host()
+    call_id = str(uuid.uuid4())
+    app = stack.client.bus.app
+    for _ in range(2):
+        app.send_task("storage.save", args=["Host", host.to_dict()], task_id=call_id)
+    # Then both runs announce "created" at revision 1 (the second one re-sends, never writes)
+    deliveries = stack.wait_for(host, 4)
+    audit = sorted((d[1], d[2]) for d in deliveries if d[0] == "audit")
+    assert audit == [("created", "1"), ("created", "1")]
+    # And the next change is revision 2: the replay wrote nothing
+    host.status = "active"
+    stack.client.save(host)
+    latest = [(d[1], d[2]) for d in stack.wait_for(host, 6) if d[0] == "audit"]
+    assert sorted(latest)[-1] == ("updated", "2")
+
+
+def send_notification(app: Any, service: str, body: dict[str, Any]) -> None:
+    """Put one notification task straight on ``service``'s queue, as storage would."""
+    from kombu import Exchange, Queue
+
+    app.send_task(
+        f"{service}.notify.storage.{body['class']}.{body['event']}",
+        kwargs=body,
+        queue=Queue(service, Exchange(""), routing_key=service),
+        exchange="",
+        routing_key=service,
+        ignore_result=True,
+    )
+
+
+def test_hoststatus_keeps_the_latest_status_and_its_revision_gate_refuses_a_stale_change(
+    tmp_path: Path,
+) -> None:
+    with RedisServer(directory=tmp_path / "redis") as server:
+        bus = Bus(create_app(load_settings().replace(broker_url=server.url)))
+        client = StorageClient(bus)
+        storage = WorkerProcess(broker_url=server.url, app="workers.storage", log_dir=tmp_path)
+        # One process: its queue runs in order, so a call made after a notification
+        # answers only once the notification was handled.
+        hoststatus = WorkerProcess(
+            broker_url=server.url, app="workers.hoststatus", log_dir=tmp_path
+        )
+        with storage, hoststatus:
+            host = client.save(new_host(status="investigating"))
+            wait_until(
+                lambda: bus.call("host_status.status", host.address) == "investigating",
+                30,
+                "hoststatus to see the new host",
+            )
+            host.status = "active"
+            client.save(host)  # revision 2
+            wait_until(lambda: bus.call("host_status.status", host.address) == "active", 30, "r2")
+            stale = {**host.to_dict(), "status": "failed"}
+            send_notification(
+                bus.app, "host_status",
+                {"event": "updated", "class": "Host", "model": stale, "revision": 1},
+            )  # fmt: skip
+            assert bus.call("host_status.status", host.address) == "active"  # refused
+            assert bus.call("host_status.counts") == {"active": 1}
+            client.delete(host)  # revision 3
+            wait_until(lambda: bus.call("host_status.counts") == {}, 30, "the delete")
+            assert bus.call("host_status.status", host.address) is None

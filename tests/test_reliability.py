@@ -127,3 +127,10 @@ def test_a_broker_restart_under_load_loses_nothing_and_a_call_during_the_outage_
         notes=f"Redis down 2 s; {outcome.duplicated} taken before the outage ran again; "
         f"a call during the outage got BrokerUnavailable after {failed_after_s:.1f} s",
     )
+
+
+def test_message_retry_runs_the_call_again_with_its_retry_count(ledger: Ledger) -> None:
+    with ledger.worker(concurrency=1):
+        assert ledger.bus.call(ledger.key("flaky"), ledger.run, 2, timeout=20) == 2
+    runs = ledger.record.lrange(f"ledger:{ledger.run}:retries", 0, -1)
+    assert [int(r) for r in runs] == [0, 1, 2]
