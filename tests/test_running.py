@@ -19,7 +19,7 @@ from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import CallTimeout
 from commissaire_tasks.testing import RedisServer
 from tests.conftest import Background
-from tests.ledger import Ledger
+from tests.ledger import Ledger, wait_until
 from tests.report import record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,13 +69,12 @@ def test_service_manager_runs_n_processes_on_custom_queues(
     assert len(pool) == 3
 
     os.kill(pool[0].pid, signal.SIGKILL)  # a pool process dies...
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        children = psutil.Process(manager.pid).children()
-        if len(children) == 3 and pool[0].pid not in {c.pid for c in children}:
-            break
-        time.sleep(0.2)
-    assert len(psutil.Process(manager.pid).children()) == 3  # ...and is replaced
+
+    def replaced() -> bool:
+        children = {c.pid for c in psutil.Process(manager.pid).children()}
+        return len(children) == 3 and pool[0].pid not in children
+
+    wait_until(replaced, 20, "the dead pool process to be replaced")  # ...and is replaced
     assert caller.call(f"{key}.pid", timeout=10) != pool[0].pid
 
     manager.send_signal(signal.SIGTERM)
