@@ -134,3 +134,20 @@ def test_message_retry_runs_the_call_again_with_its_retry_count(ledger: Ledger) 
         assert ledger.bus.call(ledger.key("flaky"), ledger.run, 2, timeout=20) == 2
     runs = ledger.record.lrange(f"ledger:{ledger.run}:retries", 0, -1)
     assert [int(r) for r in runs] == [0, 1, 2]
+
+
+def test_a_new_caller_gets_broker_unavailable_within_its_timeout_while_redis_is_down(
+    private_redis: RedisServer, tmp_path: Path
+) -> None:
+    # A caller that never reached the broker (Celery would retry subscribing for 20 s)
+    ledger = Ledger(private_redis, tmp_path)
+    private_redis.stop()
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable):
+        ledger.bus.call(ledger.key("work"), ledger.run, 0, timeout=3)
+    assert time.monotonic() - started < OUTAGE_FAILURE_LIMIT_S
+    with pytest.raises(BrokerUnavailable):
+        ledger.bus.call_many(ledger.key("work"), [[ledger.run, t] for t in range(10)], timeout=3)
+    with pytest.raises(BrokerUnavailable):
+        ledger.bus.notify_many(ledger.key("work"), [[ledger.run, t] for t in range(10)])
+    assert time.monotonic() - started < 3 * OUTAGE_FAILURE_LIMIT_S
