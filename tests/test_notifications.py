@@ -198,6 +198,7 @@ def test_with_no_subscribers_nothing_piles_up(redis_server: RedisServer, tmp_pat
     assert [(k, broker.llen(k)) for k in queues if broker.llen(k)] == []
 
 
+@pytest.mark.reliability
 def test_revision_gate_admits_each_newer_revision_once(redis_server: RedisServer) -> None:
     gate = RevisionGate(f"test-{uuid.uuid4().hex[:6]}", url=redis_server.url)
     assert gate.admit("Host", "a", 2) is True
@@ -254,6 +255,7 @@ def test_a_subscriber_killed_mid_callback_gets_the_change_again_exactly_once(sta
     )
 
 
+@pytest.mark.reliability
 def test_a_save_replayed_with_its_call_id_reports_the_first_revision_without_writing(
     stack: Stack,
 ) -> None:
@@ -288,6 +290,7 @@ def send_notification(app: Any, service: str, body: dict[str, Any]) -> None:
     )
 
 
+@pytest.mark.reliability
 def test_hoststatus_keeps_the_latest_status_and_its_revision_gate_refuses_a_stale_change(
     tmp_path: Path,
 ) -> None:

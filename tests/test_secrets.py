@@ -34,6 +34,8 @@ from tests.conftest import Background
 from tests.ledger import wait_until
 from tests.test_flower import get
 
+pytestmark = pytest.mark.reliability
+
 TAG = f"super-secret-{uuid.uuid4().hex}"
 SECRET = f"-----BEGIN KEY----- {TAG} -----END KEY-----"
 BASE64 = re.compile(rb"[A-Za-z0-9+/_-]{16,}={0,2}")

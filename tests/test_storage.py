@@ -224,6 +224,7 @@ def test_list_store_handlers_describes_handlers_without_secrets(
     assert os.environ["COMMISSAIRE_SECRETS_KEY"] not in json.dumps(described)
 
 
+@pytest.mark.reliability
 def test_list_store_handlers_shows_every_password_and_the_secrets_key_as_stars(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
