@@ -71,9 +71,13 @@ def render(report: dict[str, Any]) -> str:
         if figures is None:
             lines.append(f"| {label} | not run | | | | |")
             continue
-        cells = [str(figures.get(column, "")) for column in COLUMNS]
+        cells = [_cell(figures.get(column, "")) for column in COLUMNS]
         lines.append(f"| {label} | {' | '.join(cells)} | {figures.get('notes', '')} |")
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:

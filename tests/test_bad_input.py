@@ -335,11 +335,13 @@ def test_every_bad_input_got_its_error_and_no_worker_process_died(worker: Worker
     assert ANSWERED == TRIED, f"answered {dict(ANSWERED)} of {dict(TRIED)}"
     if set(TRIED) == set(EXPECTED):  # the whole module ran
         total = sum(TRIED.values())
+        answered = sum(ANSWERED.values())
         record(
             "bad_input",
-            sent=f"{total} inputs",
-            completed=f"{sum(ANSWERED.values())} errors as specified",
-            lost="worker processes died: 0",
-            duplicated="",
-            notes="; ".join(f"{kind} {n}" for kind, n in sorted(TRIED.items())),
+            sent=total,
+            completed=answered,
+            lost=total - answered,
+            duplicated="-",
+            notes="completed = answered with the error and code specified; worker processes "
+            "died or replaced: 0; " + ", ".join(f"{kind} {n}" for kind, n in sorted(TRIED.items())),
         )

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
 import re
 import sys
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +35,6 @@ from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
 from tests.conftest import Background
 from tests.ledger import wait_until
-from tests.test_flower import get
 
 pytestmark = pytest.mark.reliability
 
@@ -171,6 +173,22 @@ def test_a_secret_saved_through_storage_client_is_never_seen_in_plaintext(
     at_rest = [key for key, value in keys_at_rest(broker.client()) if reveals(value)]
     assert at_rest == []
     assert flower.poll() is None
+
+
+def get(url: str, auth: str | None = None) -> tuple[int, Any]:
+    """GET ``url`` with optional basic auth; the status and the JSON body (or text)."""
+    request = urllib.request.Request(url)
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, body = response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body
 
 
 def _healthy(base: str) -> bool:
