@@ -10,17 +10,29 @@ plain Celery workers and clients, and Flower, work alongside.
 Only kombu's plain Redis transport is replaced (``redis://``, ``rediss://``,
 ``redis+socket://``; Sentinel and every other transport stay kombu's), and the
 URL and ``as_uri()`` stay as kombu has them. Apps pick it up through :class:`AMQP`.
+
+An entry of a queue's list that is not a deliverable message envelope (see
+:mod:`._envelope`) would stop kombu's event loop; this channel moves it to the
+queue's dead letters (:mod:`.deadletters`) with one log line instead.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from queue import Empty
 from typing import Any
 
 from celery.app.amqp import AMQP as CeleryAMQP
 from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+
+from . import deadletters
+from ._envelope import BadEntry, parse_entry
+
+logger = logging.getLogger(__name__)
 
 
 class Channel(kombu_redis.Channel):
@@ -38,6 +50,69 @@ class Channel(kombu_redis.Channel):
         if reused is None or reused.connection_pool is not pool:
             reused = self._reused_client = self._create_client()  # type: ignore[no-untyped-call]
         yield reused
+
+    def basic_consume(
+        self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, **kwargs: Any
+    ) -> Any:
+        """Consume as kombu does; each message also records the queue it came from."""
+
+        def deliver(message: Any) -> Any:
+            message.consumed_from = queue
+            return callback(message)
+
+        return super().basic_consume(queue, no_ack, deliver, consumer_tag, **kwargs)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        """kombu's BRPOP reply handling, with entries that are not envelopes moved aside."""
+        try:
+            try:
+                reply = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()  # the next poll reconnects
+                raise
+            if not reply:
+                raise Empty()
+            key, entry = reply
+            queue = bytes_to_str(key).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(queue)
+            payload = self._envelope_or_dead_letter(queue, entry)
+            if payload is None:
+                raise Empty()
+            self.connection._deliver(payload, queue)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def _get(self, queue: str) -> Any:
+        """kombu's one-message read (``basic_get``), skipping entries that are not envelopes."""
+        with self.conn_or_acquire() as client:
+            for priority in self.priority_steps:
+                while (entry := client.rpop(self._q_for_pri(queue, priority))) is not None:
+                    payload = self._envelope_or_dead_letter(queue, entry)
+                    if payload is not None:
+                        self._maybe_update_queues_expire(client, queue)
+                        return payload
+            self._maybe_update_queues_expire(client, queue)
+            raise Empty()
+
+    def _envelope_or_dead_letter(self, queue: str, entry: bytes) -> dict[str, Any] | None:
+        try:
+            return parse_entry(entry, self.decode_body)
+        except BadEntry as reason:
+            self._dead_letter(queue, entry, str(reason))
+            return None
+
+    def _dead_letter(self, queue: str, entry: bytes, reason: str) -> None:
+        try:
+            with self.conn_or_acquire() as client:
+                place = deadletters.store_entry(client, queue, entry)
+        except self.connection_errors:
+            logger.error(
+                "Dropped an entry of queue %r (%s): could not dead-letter it", queue, reason
+            )
+            raise
+        logger.warning("Moved an entry of queue %r to %r: %s", queue, place, reason)
 
 
 class Transport(kombu_redis.Transport):

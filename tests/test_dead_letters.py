@@ -1,0 +1,365 @@
+"""Garbage pushed onto a live queue, at the transport level, on Redis and on RabbitMQ.
+
+Raw entries (not calls made through our client) go straight onto the list or
+queue a real worker consumes. Each is moved to ``<queue>.dead`` with one log line
+naming the queue and the reason, and the worker keeps serving: a valid call
+queued before and one queued after every entry are both answered. The number of
+raw inputs tried is printed at the end of each broker's run (run with -s).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kombu import Connection
+
+from commissaire_tasks import deadletters
+from commissaire_tasks.app import create_app
+from commissaire_tasks.bus import Bus
+from commissaire_tasks.config import load_settings
+from commissaire_tasks.testing import RedisServer, WorkerProcess
+
+pytestmark = pytest.mark.reliability
+
+SECRET = f"SECRET-{uuid.uuid4().hex}"
+many = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**31), 2**31)  # AMQP header tables hold 64-bit integers at most
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+not_text = st.none() | st.booleans() | st.integers() | st.lists(st.integers(), max_size=2)
+foreign_types = st.sampled_from(
+    ["application/x-python-serialize", "application/x-yaml", "text/plain", "application/x-msgpack"]
+)
+
+
+class Attack:
+    """One broker's live queue, its worker, and a way to push raw entries onto it."""
+
+    def __init__(self, kind: str, broker_url: str, backend: str | None, unique: str) -> None:
+        self.kind = kind
+        self.queue = f"dl_{unique}"
+        self.prefix = f"dl.{unique}"
+        self.spec = {"name": self.queue, "routing_key": f"{self.prefix}.*", "service": "my"}
+        settings_ = load_settings().replace(
+            broker_url=broker_url, result_backend=backend, queues=(self.spec,)
+        )
+        self.bus = Bus(create_app(settings_, services=()))
+        self.connection = Connection(broker_url)
+        self.tried = 0
+        self.worker: WorkerProcess | None = None
+
+    def push(self, entry: bytes) -> None:
+        """Redis only: push ``entry`` onto the queue's list exactly as given."""
+        with self.connection.default_channel.conn_or_acquire() as client:
+            client.lpush(self.queue, entry)
+
+    def publish(self, body: bytes, content_type: Any, encoding: Any, headers: Any) -> None:
+        """Put a message with these very properties on the queue, on either broker."""
+        if self.kind == "redis":
+            self.push(
+                json.dumps(envelope(self.queue, body, content_type, encoding, headers)).encode()
+            )
+            return
+        channel = self.connection.default_channel
+        message = channel.prepare_message(
+            body, content_type=content_type, content_encoding=encoding, headers=headers
+        )
+        channel.basic_publish(message, exchange="", routing_key=self.queue)
+
+    def dead(self) -> int:
+        return deadletters.count(self.connection, self.queue)
+
+    def survives(self, push: Callable[[], None], dead_letters: int = 1) -> None:
+        """Queue a call, ``push`` garbage, queue a call: both answer, the garbage is dead."""
+        self.tried += 1
+        before = self.dead()
+        first = self.bus.send(f"{self.prefix}.echo", "before")
+        push()
+        second = self.bus.send(f"{self.prefix}.echo", "after")
+        assert self.answer(first) == "before"
+        assert self.answer(second) == "after"
+        wait_for(lambda: self.dead() == before + dead_letters)
+        self.assert_alive()
+
+    def assert_alive(self) -> None:
+        assert self.worker is not None and self.worker.process is not None
+        assert self.worker.process.poll() is None, self.worker.log()[-3000:]
+
+    def answer(self, result: Any) -> Any:
+        """The call's result; fails at once if the worker died meanwhile."""
+        wait_for(lambda: result.ready() or self.worker.process.poll() is not None, 15.0)
+        self.assert_alive()
+        return result.get(timeout=1)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def envelope(
+    queue: str, body: bytes, content_type: Any, encoding: Any, headers: Any
+) -> dict[str, Any]:
+    """A Redis list entry as kombu writes one."""
+    return {
+        "body": base64.b64encode(body).decode(),
+        "content-encoding": encoding,
+        "content-type": content_type,
+        "headers": headers,
+        "properties": {
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+            "delivery_mode": 2,
+            "priority": 0,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+        },
+    }
+
+
+def call_headers(task: str, **extra: Any) -> dict[str, Any]:
+    return {"lang": "py", "task": task, "id": str(uuid.uuid4()), "retries": 0, **extra}
+
+
+def call_body(*args: Any) -> bytes:
+    return json.dumps([list(args), {}, {}]).encode()
+
+
+@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+def attack(
+    request: pytest.FixtureRequest,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Attack]:
+    if request.param == "redis":
+        broker_url, backend = redis_server.url, None
+    else:
+        broker_url, backend = request.getfixturevalue("rabbitmq_url"), redis_server.url
+    target = Attack(request.param, broker_url, backend, uuid.uuid4().hex[:8])
+    target.worker = WorkerProcess(
+        broker_url=broker_url,
+        result_backend=backend,
+        queues=[target.queue],
+        concurrency=2,
+        env={
+            "COMMISSAIRE_SERVICES": "workers.simple",
+            "COMMISSAIRE_QUEUES": json.dumps([target.spec]),
+        },
+        log_dir=tmp_path_factory.mktemp(f"dead-{request.param}"),
+    )
+    with target.worker:
+        yield target
+        alive = target.worker.process is not None and target.worker.process.poll() is None
+        tried = f"raw inputs tried: {target.tried}, worker alive: {alive}"
+        print(f"\n[dead letters, {request.param}] {tried}")
+        assert alive
+        log = target.worker.log()
+        assert SECRET not in log
+        assert "Unrecoverable error" not in log
+    deadletters.purge(target.connection, target.queue)
+    target.connection.release()
+
+
+@pytest.fixture
+def redis_attack(attack: Attack) -> Attack:
+    """The attack on Redis, where the raw list entry itself can be garbage."""
+    if attack.kind != "redis":
+        pytest.skip("a RabbitMQ message is always a well-formed AMQP message")
+    return attack
+
+
+redis_garbage = st.one_of(
+    st.binary(max_size=200).filter(lambda b: not _is_json(b)),
+    json_values.filter(lambda v: not isinstance(v, dict)).map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(st.text(max_size=10), json_values, max_size=5).map(
+        lambda v: json.dumps(v).encode()
+    ),
+    st.just(f'{{"body": "{SECRET}", "properties": {{}}}}'.encode()),
+)
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
+
+
+@many
+@given(entry=redis_garbage)
+def test_a_redis_entry_that_is_not_an_envelope_is_dead_lettered(
+    redis_attack: Attack, entry: bytes
+) -> None:
+    attack = redis_attack
+    attack.survives(lambda: attack.push(entry))
+
+
+ENVELOPE_FIELDS = [
+    ("properties",),
+    ("properties", "delivery_tag"),
+    ("properties", "delivery_info"),
+    ("properties", "delivery_info", "exchange"),
+    ("properties", "delivery_info", "routing_key"),
+    ("properties", "body_encoding"),
+    ("body",),
+    ("headers",),
+    ("content-type",),
+    ("content-encoding",),
+]
+
+
+@many
+@given(path=st.sampled_from(ENVELOPE_FIELDS), value=not_text, remove=st.booleans())
+def test_a_redis_envelope_with_a_field_of_the_wrong_type_is_dead_lettered(
+    redis_attack: Attack, path: tuple[str, ...], value: Any, remove: bool
+) -> None:
+    attack = redis_attack
+    entry = envelope(
+        attack.queue, call_body(SECRET), "application/json", "utf-8", call_headers("nosuch.task")
+    )
+    parent = entry
+    for key in path[:-1]:
+        parent = parent[key]
+    if remove:
+        parent.pop(path[-1])
+    else:
+        parent[path[-1]] = value
+    attack.survives(lambda: attack.push(json.dumps(entry).encode()))
+
+
+@many
+@given(body=st.text(alphabet="abcdefghijklmnopqrstuvwxyz=!*", min_size=1, max_size=41))
+def test_a_redis_body_that_is_not_base64_or_in_an_unknown_encoding_is_dead_lettered(
+    redis_attack: Attack, body: str
+) -> None:
+    attack = redis_attack
+    entry = envelope(
+        attack.queue, b"", "application/json", "utf-8", call_headers(f"{attack.prefix}.echo")
+    )
+    try:
+        base64.b64decode(body)
+        entry["properties"]["body_encoding"] = "rot13"  # decodes as base64: use a codec kombu lacks
+    except ValueError:
+        pass
+    entry["body"] = body
+    attack.survives(lambda: attack.push(json.dumps(entry).encode()))
+
+
+def rabbit_or_redis_garbage(prefix: str) -> st.SearchStrategy[tuple[bytes, Any, Any, Any]]:
+    """(body, content type, encoding, headers) of a message that is not a call we run."""
+    bodies = st.binary(max_size=100) | st.just(SECRET.encode())
+    encodings = st.sampled_from(["utf-8", "binary", "latin-1", "rot13"]) | st.none()
+    no_task = st.dictionaries(
+        st.text(max_size=8).filter(lambda k: k != "task"), json_values, max_size=3
+    )
+    return st.one_of(
+        # no task header at all, any body and properties
+        st.tuples(
+            bodies, foreign_types | st.just("application/json") | st.none(), encodings, no_task
+        ),
+        # a task header naming no task
+        st.tuples(
+            st.just(call_body(1)),
+            st.just("application/json"),
+            st.just("utf-8"),
+            st.text(min_size=1, max_size=20).map(lambda name: call_headers(f"nosuch.{name}")),
+        ),
+        # a real task with a body that is not JSON
+        st.tuples(
+            st.binary(max_size=60).filter(lambda b: not _is_json(b)),
+            st.just("application/json"),
+            st.just("utf-8"),
+            st.just(prefix).map(lambda p: call_headers(f"{p}.echo")),
+        ),
+        # a real task in a content type we never accept
+        st.tuples(
+            bodies,
+            foreign_types,
+            encodings,
+            st.just(prefix).map(lambda p: call_headers(f"{p}.echo")),
+        ),
+    )
+
+
+@many
+@given(data=st.data())
+def test_a_message_that_is_not_a_call_we_run_is_dead_lettered(
+    attack: Attack, data: st.DataObject
+) -> None:
+    body, content_type, encoding, headers = data.draw(rabbit_or_redis_garbage(attack.prefix))
+    attack.survives(lambda: attack.publish(body, content_type, encoding, headers))
+
+
+@many
+@given(
+    name=st.sampled_from(["id", "eta", "expires", "retries", "argsrepr", "group", "root_id"]),
+    value=json_values,
+)
+def test_a_call_with_a_header_of_the_wrong_type_never_stops_the_worker(
+    attack: Attack, name: str, value: Any
+) -> None:
+    headers = call_headers(f"{attack.prefix}.echo", **{name: value})
+    before = attack.dead()
+    attack.tried += 1
+    attack.publish(call_body("odd"), "application/json", "utf-8", headers)
+    # It either runs (the value was acceptable) or is dead-lettered; the worker serves on.
+    assert attack.answer(attack.bus.send(f"{attack.prefix}.echo", "after")) == "after"
+    assert attack.dead() >= before
+
+
+def test_a_huge_entry_is_dead_lettered(attack: Attack) -> None:
+    huge = b"x" * (9 * 1024 * 1024)  # over the 8 MiB payload limit
+    attack.survives(
+        lambda: attack.publish(
+            huge, "application/json", "utf-8", call_headers(f"{attack.prefix}.echo")
+        )
+    )
+    if attack.kind == "redis":
+        attack.survives(lambda: attack.push(b"[" + b"1," * (4 * 1024 * 1024) + b"1]"))
+    deadletters.purge(attack.connection, attack.queue)
+
+
+def test_dead_letters_can_be_counted_inspected_and_purged(attack: Attack) -> None:
+    deadletters.purge(attack.connection, attack.queue)
+    attack.survives(lambda: attack.publish(b"first", "text/plain", "utf-8", {}))
+    attack.survives(lambda: attack.publish(b"second", "text/plain", "utf-8", {}))
+    letters = deadletters.peek(attack.connection, attack.queue)
+    assert len(letters) == 2
+    if attack.kind == "redis":
+        bodies = [base64.b64decode(json.loads(letter.body)["body"]) for letter in letters]
+    else:
+        bodies = [letter.body for letter in letters]
+        assert letters[0].content_type == "text/plain"
+    assert bodies == [b"first", b"second"]
+    assert attack.dead() == 2  # peeking leaves them in place
+    assert deadletters.purge(attack.connection, attack.queue) == 2
+    assert attack.dead() == 0
+
+
+def test_the_dead_letter_log_line_names_the_queue_and_the_reason(attack: Attack) -> None:
+    attack.survives(lambda: attack.publish(SECRET.encode(), "text/plain", "utf-8", {"x": SECRET}))
+    if attack.kind == "redis":
+        attack.survives(lambda: attack.push(SECRET.encode()))
+    assert attack.worker is not None
+    log = attack.worker.log()
+    assert f"of queue '{attack.queue}'" in log
+    assert f"'{deadletters.dead_letter_queue(attack.queue)}'" in log
+    assert SECRET not in log
