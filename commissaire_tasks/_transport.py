@@ -28,9 +28,11 @@ from celery.app.amqp import AMQP as CeleryAMQP
 from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
+from kombu.utils.objects import cached_property
 
 from . import deadletters
 from ._envelope import BadEntry, parse_entry
+from ._unroutable import send_mandatory
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +145,22 @@ class ConnectionPool(kombu_connection.ConnectionPool):
 
 
 class AMQP(CeleryAMQP):  # type: ignore[misc]
-    """Celery's AMQP helper, opening :class:`Connection` s (the app's ``amqp_cls``)."""
+    """Celery's AMQP helper, opening :class:`Connection` s (the app's ``amqp_cls``).
+
+    A call routed with ``mandatory`` (by RabbitMQ's topic exchange, see
+    :mod:`._bindings`) is published with a confirm, and raises NoRouteError when
+    the broker returns it (:mod:`._unroutable`).
+    """
 
     Connection = Connection
+
+    @cached_property
+    def send_task_message(self) -> Any:
+        send = self._create_task_sender()
+
+        def send_task_message(producer: Any, name: str, message: Any, **options: Any) -> Any:
+            if options.get("mandatory") and producer.connection.transport.driver_type == "amqp":
+                return send_mandatory(send, producer, name, message, **options)
+            return send(producer, name, message, **options)
+
+        return send_task_message
