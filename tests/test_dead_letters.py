@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,9 +64,16 @@ class Attack:
             broker_url=broker_url, result_backend=backend, queues=(self.spec,)
         )
         self.bus = Bus(create_app(settings_, services=()))
+        self.broker_url = broker_url
         self.connection = Connection(broker_url)
         self.tried = 0
         self.worker: WorkerProcess | None = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``commissaire-tasks ARGS`` on this broker."""
+        command = str(Path(sys.executable).parent / "commissaire-tasks")
+        env = {**os.environ, "COMMISSAIRE_BROKER_URL": self.broker_url}
+        return subprocess.run([command, *args], env=env, capture_output=True, text=True, timeout=60)
 
     def push(self, entry: bytes) -> None:
         """Redis only: push ``entry`` onto the queue's list exactly as given."""
@@ -363,3 +374,18 @@ def test_the_dead_letter_log_line_names_the_queue_and_the_reason(attack: Attack)
     assert f"of queue '{attack.queue}'" in log
     assert f"'{deadletters.dead_letter_queue(attack.queue)}'" in log
     assert SECRET not in log
+
+
+def test_the_command_line_counts_shows_and_purges_dead_letters(attack: Attack) -> None:
+    deadletters.purge(attack.connection, attack.queue)
+    attack.survives(lambda: attack.publish(b"not a call", "text/plain", "utf-8", {}))
+    shown = attack.cli("dead-letters", attack.queue, "--show", "5")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"{attack.queue}.dead: 1 dead letter(s)"
+    letter = json.loads(lines[1])
+    assert "not a call" in letter["body"] or "bm90IGEgY2FsbA" in letter["body"]  # Redis: base64
+    purged = attack.cli("dead-letters", attack.queue, "--show", "0", "--purge")
+    assert purged.returncode == 0, purged.stderr
+    assert purged.stdout.splitlines() == [f"{attack.queue}.dead: 1 dead letter(s)", "deleted 1"]
+    assert attack.dead() == 0
