@@ -62,7 +62,7 @@ class Channel(kombu_redis.Channel):
             message.consumed_from = queue
             return callback(message)
 
-        return super().basic_consume(queue, no_ack, deliver, consumer_tag, **kwargs)
+        return super().basic_consume(queue, no_ack, deliver, consumer_tag, **kwargs)  # type: ignore[no-untyped-call]
 
     def _brpop_read(self, **options: Any) -> bool:
         """kombu's BRPOP reply handling, with entries that are not envelopes moved aside."""
@@ -83,19 +83,20 @@ class Channel(kombu_redis.Channel):
             self.connection._deliver(payload, queue)
             return True
         finally:
-            self._in_poll = None
-            self._flush_brpop_reauth()
+            self._in_poll = None  # type: ignore[assignment]
+            self._flush_brpop_reauth()  # type: ignore[no-untyped-call]
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: Any = None) -> Any:
         """kombu's one-message read (``basic_get``), skipping entries that are not envelopes."""
         with self.conn_or_acquire() as client:
             for priority in self.priority_steps:
-                while (entry := client.rpop(self._q_for_pri(queue, priority))) is not None:
+                key = self._q_for_pri(queue, priority)  # type: ignore[no-untyped-call]
+                while (entry := client.rpop(key)) is not None:
                     payload = self._envelope_or_dead_letter(queue, entry)
                     if payload is not None:
-                        self._maybe_update_queues_expire(client, queue)
+                        self._maybe_update_queues_expire(client, queue)  # type: ignore[no-untyped-call]
                         return payload
-            self._maybe_update_queues_expire(client, queue)
+            self._maybe_update_queues_expire(client, queue)  # type: ignore[no-untyped-call]
             raise Empty()
 
     def _envelope_or_dead_letter(self, queue: str, entry: bytes) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kombu import Producer
+from kombu.messaging import Producer
 
 from .errors import NoRouteError
 

@@ -19,7 +19,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from kombu import Connection, Queue
+from kombu.connection import Connection
+from kombu.entity import Queue
 from kombu.utils.json import dumps
 
 __all__ = [
@@ -60,6 +61,10 @@ class DeadLetter:
     headers: dict[str, Any] = field(default_factory=dict)
 
 
+def _redis_channel(connection: Connection) -> Any:
+    return connection.default_channel
+
+
 def _on_redis(connection: Connection) -> bool:
     return connection.transport.driver_type == "redis"  # type: ignore[no-any-return]
 
@@ -68,7 +73,7 @@ def count(connection: Connection, queue: str) -> int:
     """How many dead letters ``queue`` has (0 when it never had any)."""
     name = dead_letter_queue(queue)
     if _on_redis(connection):
-        with connection.default_channel.conn_or_acquire() as client:
+        with _redis_channel(connection).conn_or_acquire() as client:
             return int(client.llen(name))
     try:
         with connection.channel() as channel:
@@ -81,7 +86,7 @@ def peek(connection: Connection, queue: str, limit: int = 10) -> list[DeadLetter
     """Up to ``limit`` of ``queue``'s dead letters, oldest first, leaving them in place."""
     name = dead_letter_queue(queue)
     if _on_redis(connection):
-        with connection.default_channel.conn_or_acquire() as client:
+        with _redis_channel(connection).conn_or_acquire() as client:
             entries = client.lrange(name, -limit, -1) if limit > 0 else []
         return [DeadLetter(body=bytes(entry)) for entry in reversed(entries)]
     letters: list[DeadLetter] = []
@@ -103,7 +108,7 @@ def purge(connection: Connection, queue: str) -> int:
     """Delete ``queue``'s dead letters; return how many there were."""
     name = dead_letter_queue(queue)
     if _on_redis(connection):
-        with connection.default_channel.conn_or_acquire() as client:
+        with _redis_channel(connection).conn_or_acquire() as client:
             removed = client.pipeline().llen(name).delete(name).execute()
         return int(removed[0])
     try:
