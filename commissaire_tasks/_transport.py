@@ -84,7 +84,9 @@ class Channel(kombu_redis.Channel):
             return True
         finally:
             self._in_poll = None  # type: ignore[assignment]
-            self._flush_brpop_reauth()  # type: ignore[no-untyped-call]
+            flush_reauth = getattr(self, "_flush_brpop_reauth", None)  # kombu 5.7+
+            if flush_reauth is not None:
+                flush_reauth()  # the BRPOP connection is idle: kombu's moment to re-auth
 
     def _get(self, queue: str, timeout: Any = None) -> Any:
         """kombu's one-message read (``basic_get``), skipping entries that are not envelopes."""

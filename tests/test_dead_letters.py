@@ -389,3 +389,19 @@ def test_the_command_line_counts_shows_and_purges_dead_letters(attack: Attack) -
     assert purged.returncode == 0, purged.stderr
     assert purged.stdout.splitlines() == [f"{attack.queue}.dead: 1 dead letter(s)", "deleted 1"]
     assert attack.dead() == 0
+
+
+def test_a_one_message_read_skips_garbage_and_dead_letters_it(
+    redis_server: RedisServer, unique: str
+) -> None:
+    queue = f"get_{unique}"
+    client = redis_server.client()
+    with create_app(services=()).connection_for_write() as connection:
+        with connection.SimpleQueue(queue) as simple:
+            client.lpush(queue, b"not json")
+            simple.put({"n": 1})
+            message = simple.get_nowait()  # basic_get: the transport's one-message read
+            assert message.payload == {"n": 1}
+            message.ack()
+    assert client.lrange(f"{queue}.dead", 0, -1) == [b"not json"]
+    client.delete(f"{queue}.dead")
