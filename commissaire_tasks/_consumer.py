@@ -46,6 +46,8 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             if limit is not None and size > limit:
                 error = PayloadTooLarge(f"message of {size} bytes is over the {limit}-byte limit")
                 return self._reject(message, error)
+            if not _has_call_id(message):  # it would run, and its result could not be stored
+                return self._reject(message, InvalidRequest("call id must be a non-empty string"))
             try:
                 return handle(message)
             except self._broker_errors():
@@ -117,6 +119,15 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         except Exception:  # noqa: BLE001 - a rejection must never stop the consumer
             logger.warning("Could not dead-letter a message of queue %r", queue, exc_info=True)
             return None
+
+
+def _has_call_id(message: Any) -> bool:
+    """False for a task call (protocol 2: a ``task`` header) whose ``id`` is not a string."""
+    headers = getattr(message, "headers", None)
+    if not isinstance(headers, dict) or "task" not in headers:
+        return True  # not a protocol 2 call: Celery's own checks decide
+    call_id = headers.get("id")
+    return isinstance(call_id, str) and bool(call_id)
 
 
 def _brief(exc: Exception) -> str:

@@ -405,3 +405,15 @@ def test_a_one_message_read_skips_garbage_and_dead_letters_it(
             message.ack()
     assert client.lrange(f"{queue}.dead", 0, -1) == [b"not json"]
     client.delete(f"{queue}.dead")
+
+
+@pytest.mark.parametrize("call_id", [None, 5, "", ["x"], {"id": "x"}])
+def test_a_call_whose_id_is_not_a_string_is_dead_lettered_not_run(
+    attack: Attack, call_id: Any
+) -> None:
+    headers = call_headers(f"{attack.prefix}.echo", id=call_id)
+    attack.survives(
+        lambda: attack.publish(call_body("never"), "application/json", "utf-8", headers)
+    )
+    assert attack.worker is not None
+    assert "must not be empty" not in attack.worker.log()  # it never ran to store a result
