@@ -33,6 +33,7 @@ from kombu.utils.objects import cached_property
 from . import deadletters
 from ._envelope import BadEntry, parse_entry
 from ._unroutable import send_mandatory
+from .errors import NoRouteError
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,18 @@ class AMQP(CeleryAMQP):  # type: ignore[misc]
 
         def send_task_message(producer: Any, name: str, message: Any, **options: Any) -> Any:
             if options.get("mandatory") and producer.connection.transport.driver_type == "amqp":
-                return send_mandatory(send, producer, name, message, **options)
+                try:
+                    return send_mandatory(send, producer, name, message, **options)
+                except NoRouteError:
+                    self._forget_result(message)
+                    raise
             return send(producer, name, message, **options)
 
         return send_task_message
+
+    def _forget_result(self, message: Any) -> None:
+        """Stop waiting for the result of a call that was returned (Celery subscribed to it)."""
+        call_id = (message[0] or {}).get("id") if isinstance(message, tuple) else None
+        consumer: Any = getattr(self.app.backend, "result_consumer", None)
+        if isinstance(call_id, str) and hasattr(consumer, "cancel_for"):
+            consumer.cancel_for(call_id)
