@@ -28,6 +28,9 @@ from .errors import (
 
 logger = logging.getLogger(__name__)
 
+#: Content encodings a call may declare (kombu sends utf-8; '' and None mean the same).
+_ENCODINGS = frozenset({"", "utf-8", "utf8"})
+
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
     """Celery's consumer with the rejections described in the module docstring.
@@ -46,6 +49,10 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             if limit is not None and size > limit:
                 error = PayloadTooLarge(f"message of {size} bytes is over the {limit}-byte limit")
                 return self._reject(message, error)
+            encoding = getattr(message, "content_encoding", None)
+            if not _supported_encoding(encoding):  # kombu would ignore it for JSON
+                unsupported = f"unsupported content encoding {str(encoding)[:40]!r}"
+                return self._reject(message, ParseError(unsupported))
             if not _has_call_id(message):  # it would run, and its result could not be stored
                 return self._reject(message, InvalidRequest("call id must be a non-empty string"))
             try:
@@ -53,8 +60,9 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             except self._broker_errors():
                 raise  # Celery reconnects
             except Exception as exc:  # noqa: BLE001 - no message may stop the worker
-                if getattr(message, "acknowledged", False):
-                    raise
+                if getattr(message, "acknowledged", False):  # handled already: only report it
+                    logger.warning("Error after accepting a message: %s", _brief(exc))
+                    return None
                 return self._reject(message, InvalidRequest(f"invalid call: {_brief(exc)}"))
 
         return on_task_received
@@ -119,6 +127,11 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         except Exception:  # noqa: BLE001 - a rejection must never stop the consumer
             logger.warning("Could not dead-letter a message of queue %r", queue, exc_info=True)
             return None
+
+
+def _supported_encoding(encoding: Any) -> bool:
+    """JSON is UTF-8 (RFC 8259): a call in any other declared encoding is refused."""
+    return encoding is None or (isinstance(encoding, str) and encoding.lower() in _ENCODINGS)
 
 
 def _has_call_id(message: Any) -> bool:

@@ -300,6 +300,13 @@ def rabbit_or_redis_garbage(prefix: str) -> st.SearchStrategy[tuple[bytes, Any, 
             st.just("utf-8"),
             st.just(prefix).map(lambda p: call_headers(f"{p}.echo")),
         ),
+        # a real task with a valid JSON body in an encoding nobody knows
+        st.tuples(
+            st.just(call_body("x")),
+            st.just("application/json"),
+            st.sampled_from(["no-such-codec", "rot13", "latin-1", "x-\u00e9"]),
+            st.just(prefix).map(lambda p: call_headers(f"{p}.echo")),
+        ),
         # a real task in a content type we never accept
         st.tuples(
             bodies,
