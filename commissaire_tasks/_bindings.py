@@ -97,7 +97,8 @@ class BrokerRoutes:
         if self.driver == "redis":
             queue = self._table.queue_for(routing_key)
             if queue is None:
-                raise NoRouteError(routing_key, f"no queue is bound to it on exchange {exchange!r}")
+                reason = f"no binding on exchange {exchange!r} matches it"
+                raise NoRouteError(routing_key, f"{reason} and no known service claims it")
             return {
                 "queue": _plain_queue(queue),
                 "exchange": "",

@@ -42,7 +42,9 @@ def send_mandatory(send: Sender, producer: Any, name: str, message: Any, **optio
         channel.events["basic_return"].discard(on_return)
     if returned:
         exchange = options.get("exchange")
-        raise NoRouteError(name, f"no queue is bound to it on exchange {exchange!r}")
+        raise NoRouteError(
+            name, f"no binding on exchange {exchange!r} matches it and no known service claims it"
+        )
     return result
 
 
