@@ -118,10 +118,11 @@ print(bus.call({GUIDE_KEY!r}))
 print(bus.send({GUIDE_KEY!r}).get())
 print(default_app().send_task({GUIDE_KEY!r}).get())
 print(bus.call("simple.add", 1, 2))
+print(*bus.call_many("simple.add", [[1, 2], [3, 4]]))
 """
     done = bare(broker, code, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["pong", "pong", "pong", "3"]
+    assert done.stdout.split() == ["pong", "pong", "pong", "3", "3", "7"]
 
 
 def test_the_command_line_calls_a_bound_key_with_no_configuration(
