@@ -175,8 +175,23 @@ def test_a_routing_key_no_queue_is_bound_to_fails_at_once(bus: Bus) -> None:
         bus.call("no_method_segment")
 
 
-def test_a_call_nobody_serves_times_out_naming_the_routing_key(unique: str, bus: Bus) -> None:
+def unserved(broker: tuple[str, str | None], unique: str) -> Bus:
+    """A caller configured with a queue ``nobody_<unique>`` that no worker serves."""
+    queue = {"name": f"nobody_{unique}", "routing_key": f"nobody_{unique}.*"}
+    broker_url, backend = broker
+    settings = load_settings().replace(broker_url=broker_url, result_backend=backend)
+    return Bus(create_app(settings.replace(queues=(queue,)), services=()))
+
+
+def test_a_call_nobody_serves_times_out_naming_the_routing_key(
+    unique: str, broker: tuple[str, str | None]
+) -> None:
     with pytest.raises(CallTimeout, match=f"nobody_{unique}.ping"):
+        unserved(broker, unique).call(f"nobody_{unique}.ping", timeout=0.5)
+
+
+def test_a_call_to_a_key_nothing_is_bound_to_fails_at_once(unique: str, bus: Bus) -> None:
+    with pytest.raises(NoRouteError, match=f"nobody_{unique}.ping"):
         bus.call(f"nobody_{unique}.ping", timeout=0.5)
 
 
@@ -225,9 +240,11 @@ def test_call_many_from_inside_a_call_returns_every_result_in_order(
     assert bus.call("introspect.add_all", [[1, 2], [3, 4], [5, 6]], timeout=15) == [3, 7, 11]
 
 
-def test_call_many_is_bounded_by_one_timeout_naming_the_routing_key(unique: str, bus: Bus) -> None:
+def test_call_many_is_bounded_by_one_timeout_naming_the_routing_key(
+    unique: str, broker: tuple[str, str | None]
+) -> None:
     with pytest.raises(CallTimeout, match=f"nobody_{unique}.ping"):
-        bus.call_many(f"nobody_{unique}.ping", [[], [], []], timeout=0.5)
+        unserved(broker, unique).call_many(f"nobody_{unique}.ping", [[], [], []], timeout=0.5)
 
 
 def test_notify_many_queues_one_call_per_parameter_set(
