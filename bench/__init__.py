@@ -1,4 +1,4 @@
-"""``commissaire-tasks bench``: what the framework costs over bare Celery, measured.
+"""``python -m bench``: what the framework costs over bare Celery, measured.
 
-Run ``python -m bench`` (or ``commissaire-tasks bench``); see :mod:`bench.cli`.
+Run ``python -m bench`` from a checkout; see :mod:`bench.cli`.
 """

@@ -1,4 +1,4 @@
-"""``python -m bench``: the same as ``commissaire-tasks bench``."""
+"""``python -m bench`` from a checkout: the benchmark (it is not part of the installed library)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``commissaire-tasks bench`` / ``python -m bench``: the framework against bare Celery.
+"""``python -m bench`` (from a checkout): the framework against bare Celery.
 
 Starts its own Redis (unless ``--broker``) and its own ``celery worker`` prefork
 subprocesses, measures the framework, a bare Celery task with the framework's
@@ -25,7 +25,7 @@ from .runner import Options, run
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="commissaire-tasks bench",
+        prog="python -m bench",
         description="Measure what the framework costs over bare Celery (see bench/cli.py).",
     )
     p.add_argument(

@@ -67,11 +67,11 @@ class Plan:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-#: ``commissaire-tasks bench``: about ten minutes on 2 cores, more than half of it the
+#: ``python -m bench``: about ten minutes on 2 cores, more than half of it the
 #: 100,000-call drain (the framework's worker drains some 250 calls/s there).
 FULL = Plan()
 
-#: ``commissaire-tasks bench --quick``: every row, in under a minute.
+#: ``python -m bench --quick``: every row, in under a minute.
 QUICK = Plan(
     quick=True,
     rounds=1,

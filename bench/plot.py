@@ -56,7 +56,7 @@ def plot(results: dict[str, Any], path: str | Path) -> str | None:
     rate_axes.legend(fontsize=7)
     meta = results["meta"]
     figure.suptitle(
-        f"commissaire-tasks bench ({meta['mode']}), Celery {meta['celery']}, {meta['cpus']} CPUs",
+        f"python -m bench ({meta['mode']}), Celery {meta['celery']}, {meta['cpus']} CPUs",
         fontsize=10,
     )
     figure.tight_layout()

@@ -266,7 +266,7 @@ def _title(results: dict[str, Any]) -> str:
     meta = results["meta"]
     plan = meta["plan"]
     return (
-        f"commissaire-tasks bench ({meta['mode']}, {meta['duration_s']:.0f} s): "
+        f"python -m bench ({meta['mode']}, {meta['duration_s']:.0f} s): "
         f"{meta['cpus']} CPUs, Python {meta['python']}, Celery {meta['celery']}, "
         f"kombu {meta['kombu']}, redis-py {meta['redis_py']}, Redis {meta['redis_server']}; "
         f"worker -l {meta['worker_loglevel']}; {plan['rounds']} rounds at "

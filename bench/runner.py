@@ -17,19 +17,11 @@ and everything started is stopped, by pid, on the way out.
 from __future__ import annotations
 
 import contextlib
-import platform
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
-
-import celery
-import kombu
-import redis
 
 from commissaire_tasks.testing import RedisServer
 
@@ -44,9 +36,10 @@ from .measure import (
     rotated,
     time_calls,
 )
+from .meta import is_redis, run_meta
 from .plan import PAYLOAD_SIZES, Plan
-from .rabbitmq import RabbitUnavailable, RabbitVhost
 from .scale import measure_drain
+from .stack import broker, close, make_log_dir, rabbitmq, redis_ping, start_redis
 from .storage import measure_storage
 from .systems import (
     BARE_DEFAULT,
@@ -62,8 +55,6 @@ from .workers import WorkerSet
 
 #: Comparisons quoted in every row: (numerator, denominator) system keys.
 PAIRS = ((FRAMEWORK, BARE_IDENTICAL), (FRAMEWORK, BARE_DEFAULT))
-#: The systems also run with RabbitMQ as broker.
-RABBITMQ_SYSTEMS = (FRAMEWORK, BARE_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -88,24 +79,24 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
         progress(f"[{time.monotonic() - started:6.1f}s] {line}")
 
     with contextlib.ExitStack() as stack:
-        log_dir = _log_dir(stack, options)
-        broker_url, own_server = _broker(stack, options)
+        log_dir = make_log_dir(stack, options)
+        broker_url, own_server = broker(stack, options)
         own_redis = own_server is not None
         backend = options.result_backend
-        if backend is None and not _is_redis(broker_url):
-            backend = _start_redis(stack).url
-        results_redis = backend if backend and _is_redis(backend) else broker_url
+        if backend is None and not is_redis(broker_url):
+            backend = start_redis(stack).url
+        results_redis = backend if backend and is_redis(backend) else broker_url
         systems = build_systems(broker_url, backend, plan.call_timeout_s)
-        stack.callback(_close, systems)
-        rabbit, rabbit_note = _rabbitmq(stack, options, results_redis, plan, say)
-        stack.callback(_close, rabbit)
+        stack.callback(close, systems)
+        rabbit, rabbit_note = rabbitmq(stack, options, results_redis, plan, say)
+        stack.callback(close, rabbit)
         quiet = _quiet_framework(own_server, options, plan)
-        stack.callback(_close, quiet)
+        stack.callback(close, quiet)
 
         rows: dict[str, Any] = {}
         notes: list[str] = []
         say("raw Redis round trip")
-        rows["redis_ping"] = _redis_ping(results_redis, plan.ping_calls)
+        rows["redis_ping"] = redis_ping(results_redis, plan.ping_calls)
         for system in [*systems, *rabbit, *quiet]:
             queues.purge(system)
         say("publish-only (no worker running)")
@@ -160,7 +151,7 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
             notes.append("task-events-off row needs the bench's own Redis (not run with --broker)")
         say("done")
         return {
-            "meta": _meta(plan, options, broker_url, backend, time.monotonic() - started),
+            "meta": run_meta(plan, options, broker_url, backend, time.monotonic() - started),
             "rows": rows,
             "notes": notes,
         }
@@ -222,7 +213,7 @@ def _meter_factory(
 ) -> MeterFactory:
     """Meters for systems on the main broker; Redis commands only when one server does it all."""
     same_server = backend is None or backend == broker_url
-    redis_url = broker_url if _is_redis(broker_url) and same_server else None
+    redis_url = broker_url if is_redis(broker_url) and same_server else None
     pid = server.process.pid if server is not None and server.process is not None else None
     return lambda key: CostMeter(workers, key, redis_url=redis_url, redis_pid=pid)
 
@@ -390,112 +381,5 @@ def _check(running: Sequence[System]) -> None:
             raise RuntimeError(f"{system.label}: add(1, 2) returned {value!r}")
 
 
-def _redis_ping(url: str, count: int) -> dict[str, Any]:
-    client = redis.Redis.from_url(url)
-    try:
-        samples = time_calls(client.ping, count, warmup=min(50, count))
-    finally:
-        client.close()
-    return {
-        "unit": "ms",
-        "p50": percentile(samples, 50) * 1e3,
-        "p99": percentile(samples, 99) * 1e3,
-        "calls": count,
-    }
-
-
-def _rabbitmq(
-    stack: contextlib.ExitStack, options: Options, results_redis: str, plan: Plan, say: Progress
-) -> tuple[list[System], str | None]:
-    if not options.rabbitmq:
-        return [], "disabled with --no-rabbitmq"
-    say("creating a RabbitMQ vhost")
-    vhost = RabbitVhost()
-    try:
-        url = vhost.create()
-    except RabbitUnavailable as exc:
-        vhost.delete()
-        return [], str(exc)
-    stack.callback(vhost.delete)
-    systems = build_systems(url, results_redis, plan.call_timeout_s, suffix=RABBITMQ_SUFFIX)
-    keep = {k + RABBITMQ_SUFFIX for k in RABBITMQ_SYSTEMS}
-    chosen = [s for s in systems if s.key in keep]
-    _close([s for s in systems if s.key not in keep])
-    return chosen, None
-
-
-def _broker(stack: contextlib.ExitStack, options: Options) -> tuple[str, RedisServer | None]:
-    if options.broker_url:
-        return options.broker_url, None
-    server = _start_redis(stack)
-    return server.url, server
-
-
-def _start_redis(stack: contextlib.ExitStack) -> RedisServer:
-    server = RedisServer().start()
-    stack.callback(server.close)
-    return server
-
-
-def _log_dir(stack: contextlib.ExitStack, options: Options) -> Path:
-    if options.log_dir:
-        path = Path(options.log_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ct-bench-")))
-
-
-def _close(systems: Sequence[System]) -> None:
-    for system in systems:
-        with contextlib.suppress(Exception):
-            system.close()
-
-
-def _is_redis(url: str) -> bool:
-    return url.startswith(("redis://", "rediss://", "redis+socket://", "unix://"))
-
-
 def _size_label(size: int) -> str:
     return f"{size // (1024 * 1024)}MB" if size >= 1024 * 1024 else f"{size // 1024}KB"
-
-
-def _meta(
-    plan: Plan, options: Options, broker: str, backend: str | None, duration_s: float
-) -> dict[str, Any]:
-    info = redis.Redis.from_url(backend if backend and _is_redis(backend) else broker)
-    try:
-        server = info.info("server").get("redis_version", "?")
-    except redis.RedisError:
-        server = "?"
-    finally:
-        info.close()
-    plan_dict = asdict(plan)
-    plan_dict["payload_calls"] = {str(k): v for k, v in plan.payload_calls.items()}
-    return {
-        "mode": "quick" if plan.quick else "full",
-        "duration_s": duration_s,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": _cpu_count(),
-        "celery": celery.__version__,
-        "kombu": kombu.__version__,
-        "redis_py": redis.__version__,
-        "redis_server": server,
-        "broker": "own redis-server" if options.broker_url is None else _redact(broker),
-        "worker_loglevel": options.loglevel,
-        "plan": plan_dict,
-        "ratio_method": "median of per-round ratios; each round runs the systems in a new order",
-    }
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"

@@ -23,7 +23,7 @@ import redis
 from commissaire_tasks import models
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
-from commissaire_tasks.config import ENV_BROKER_URL, ENV_SERVICES, Settings
+from commissaire_tasks.config import ENV_BROKER_URL, ENV_SECRETS_KEY, ENV_SERVICES, Settings
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import WorkerProcess
 
@@ -61,8 +61,6 @@ HANDLERS: dict[str, dict[str, Any]] = {
 #: The handler whose database also runs the notification subscriber.
 NOTIFY_HANDLER = "redis"
 SUBSCRIBER_QUEUE = BenchWatchService.name
-#: Environment variable holding the key of the secrets handler.
-ENV_SECRETS_KEY = "COMMISSAIRE_SECRETS_KEY"
 
 
 def measure_storage(

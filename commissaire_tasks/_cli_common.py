@@ -20,7 +20,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 def app_for(environ: Mapping[str, str]) -> Any:
-    from .app import create_app
+    from .runtime.app import create_app
 
     return create_app(load_settings(environ), services=())
 

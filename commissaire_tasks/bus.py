@@ -30,9 +30,9 @@ from typing import Any
 from celery._state import get_current_worker_task
 from kombu.exceptions import BatchPublishError
 
-from ._results import UNREACHABLE, BoundedResult, failure_as_jsonrpc
-from .app import CommissaireCelery, default_app
 from .errors import BrokerUnavailable, CallTimeout, PayloadTooLarge, error_from_jsonrpc
+from .runtime.app import CommissaireCelery, default_app
+from .runtime.results import UNREACHABLE, BoundedResult, failure_as_jsonrpc
 
 __all__ = ["Bus", "call", "call_many", "send", "notify", "notify_many", "request"]
 

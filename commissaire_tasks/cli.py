@@ -1,4 +1,4 @@
-"""``commissaire-tasks``: run, call, watch and benchmark services from the shell.
+"""``commissaire-tasks``: run, call and watch services from the shell.
 
 ::
 
@@ -10,7 +10,6 @@
     commissaire-tasks services [--json]       # live services, methods and parameters
     commissaire-tasks unsubscribe SERVICE     # storage stops queueing its notifications
     commissaire-tasks flower                  # Flower behind basic auth
-    commissaire-tasks bench ...               # the benchmark (bench.cli)
 
 The options of :func:`~commissaire_tasks.config.add_service_arguments`
 (``--bus-uri``, ``--bus-exchange``, ``--config-file``) go before the command and
@@ -86,7 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect_commands(commands)
     _add_flower(commands)
     _add_dead_letters(commands)
-    _add_bench(commands)
     return parser
 
 
@@ -286,7 +284,7 @@ def _add_dead_letters(commands: Any) -> None:
 
 
 def _dead_letters(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    from . import deadletters
+    from .runtime import deadletters
 
     with _app_for(environ).connection_for_write() as connection:
         total = deadletters.count(connection, args.queue)
@@ -330,25 +328,6 @@ def _flower(args: argparse.Namespace, environ: dict[str, str]) -> int:
     extra = [a for a in args.extra if a != "--"]
     auth = resolve_auth(args.basic_auth, args.no_auth, environ)
     return run_flower(auth, environ, port=args.port, address=args.address, extra=extra)
-
-
-# -- bench ----------------------------------------------------------------------------------
-
-
-def _add_bench(commands: Any) -> None:
-    bench = commands.add_parser("bench", help="run the benchmark (bench.cli)", add_help=False)
-    bench.set_defaults(handler=_bench, passes_extra=True)  # every argument goes to bench.cli
-
-
-def _bench(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    try:
-        from bench.cli import main as bench_main
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("bench", "bench.cli"):
-            raise
-        print("error: benchmark not available (no bench.cli module)", file=sys.stderr)
-        return 1
-    return int(bench_main(list(args.extra)) or 0)
 
 
 if __name__ == "__main__":

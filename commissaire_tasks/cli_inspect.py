@@ -52,8 +52,8 @@ def _add_status(commands: Any) -> None:
 
 
 def _status(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    from .ops.services import load_service_modules
     from .ops.status import collect_status, render_table
+    from .runtime.loader import load_service_modules
 
     problems = []
     try:
@@ -92,8 +92,8 @@ def _add_services(commands: Any) -> None:
 
 def _services(args: argparse.Namespace, environ: dict[str, str]) -> int:
     from .ops.catalog import live_services, render_services
-    from .ops.introspect import collect_reports
     from .ops.status import connect_or_fail
+    from .runtime.introspect import collect_reports
 
     app = _app_for(environ)
     connect_or_fail(app, args.timeout)
@@ -124,7 +124,7 @@ def _add_unsubscribe(commands: Any) -> None:
 
 def _unsubscribe(args: argparse.Namespace, environ: dict[str, str]) -> int:
     from .bus import Bus
-    from .storage.notifications import unsubscribe
+    from .storage.subscriptions import unsubscribe
 
     try:
         removed = unsubscribe(args.service, Bus(_app_for(environ)), timeout=args.timeout)

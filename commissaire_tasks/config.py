@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import os
-import pkgutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,16 @@ ENV_RESULT_EXPIRES = "COMMISSAIRE_RESULT_EXPIRES"
 #: Comma-separated service modules ``celery -A commissaire_tasks`` imports.
 ENV_SERVICES = "COMMISSAIRE_SERVICES"
 ENV_TASK_EVENTS = "COMMISSAIRE_TASK_EVENTS"
+#: Fernet key that seals secret records (storage service and its clients).
+ENV_SECRETS_KEY = "COMMISSAIRE_SECRETS_KEY"
+#: ``json`` for JSON lines; anything else (or unset) keeps Celery's text format.
+ENV_LOG_FORMAT = "COMMISSAIRE_LOG_FORMAT"
+#: ``COMMISSAIRE_LOG_LEVEL_<SERVICE>``: log level of one service's logger.
+ENV_LOG_LEVEL_PREFIX = "COMMISSAIRE_LOG_LEVEL_"
+#: With ``user:password`` (comma-separated for several users).
+ENV_FLOWER_AUTH = "COMMISSAIRE_FLOWER_AUTH"
+#: Names the Redis the default handler uses (else the broker's).
+ENV_STORE_URL = "COMMISSAIRE_STORE_URL"
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_EXCHANGE = "commissaire"
@@ -133,22 +141,6 @@ def read_config_file(path: str | os.PathLike[str] | None) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigurationError(f"config file {str(path)!r} must hold a JSON object")
     return config
-
-
-def service_modules(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The modules defining the services a default worker hosts.
-
-    ``$COMMISSAIRE_SERVICES`` (comma-separated) or every module of ``workers``.
-    """
-    env = os.environ if environ is None else environ
-    configured = env.get(ENV_SERVICES, "")
-    if configured.strip():
-        return [name.strip() for name in configured.split(",") if name.strip()]
-    try:
-        package = importlib.import_module("workers")
-    except ModuleNotFoundError:
-        return []
-    return [f"workers.{m.name}" for m in pkgutil.iter_modules(package.__path__) if not m.ispkg]
 
 
 def add_service_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -26,11 +26,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ._registry import EXPOSED_PREFIX, ServiceSpec, registry
 from .bus import Bus, Params
 from .config import load_settings, read_config_file
 from .errors import ServiceDefinitionError
 from .routing import NAME_PATTERN
+from .runtime.registry import EXPOSED_PREFIX, ServiceSpec, registry
 from .worker import ServiceManager, run_service, service_app
 
 __all__ = ["CommissaireService", "ServiceManager", "service_app", "service_name_for"]
@@ -51,7 +51,7 @@ class _TaskHandle:
         self.task_name = task_name
 
     def __get__(self, instance: Any, owner: type[Any] | None = None) -> Any:
-        from .app import default_app
+        from .runtime.app import default_app
 
         return default_app().tasks[self.task_name]
 
@@ -152,7 +152,7 @@ def _bus_for(exchange_name: str | None, connection_url: str | None) -> Bus:
     """The default bus, or one bound to the given broker and exchange."""
     if exchange_name is None and connection_url is None:
         return Bus()
-    from .app import create_app
+    from .runtime.app import create_app
 
     settings = load_settings().replace(exchange=exchange_name, broker_url=connection_url)
     return Bus(create_app(settings, services=()))

@@ -22,12 +22,11 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._registry import ServiceSpec, registry
-from ._tasks import install_service, instances
-from .app import CommissaireCelery, create_app, host_queue
 from .config import load_settings
 from .errors import ConfigurationError
-from .routing import QueueSpec
+from .runtime.app import CommissaireCelery, create_app, host_queue
+from .runtime.registry import registry
+from .runtime.tasks import install_service, instances
 
 if TYPE_CHECKING:
     from .service import CommissaireService
@@ -56,7 +55,7 @@ def run_worker(
     settings = load_settings().replace(exchange=exchange_name, broker_url=connection_url)
     app = create_app(settings, services=())
     spec = registry.get(service_class.name)
-    queues = _queues(spec, qkwargs)
+    queues = spec.queues(settings, qkwargs)
     for queue in queues:
         install_service(app, spec, queue)
         host_queue(app, queue)
@@ -123,9 +122,3 @@ class ServiceManager:
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; dead processes are replaced meanwhile."""
         return run_worker(self.service_class, concurrency=self.process_count, **self.options)
-
-
-def _queues(spec: ServiceSpec, qkwargs: Sequence[Mapping[str, Any]] | None) -> list[QueueSpec]:
-    if not qkwargs:
-        return [spec.default_queue]
-    return [QueueSpec.from_kwargs(q) for q in qkwargs]

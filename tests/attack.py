@@ -20,10 +20,10 @@ from typing import Any
 
 from kombu.connection import Connection
 
-from commissaire_tasks import deadletters
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
+from commissaire_tasks.runtime import deadletters
 from commissaire_tasks.testing import WorkerProcess
 
 

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commissaire_tasks import deadletters
 from commissaire_tasks.app import create_app
+from commissaire_tasks.runtime import deadletters
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
 from .attack import Attack, call_body, call_headers, envelope

@@ -1,6 +1,6 @@
 """Load: drain many queued calls, count every execution, keep memory flat, leave nothing.
 
-The benchmark (``commissaire-tasks bench``) drains 100,000 calls; this test drains
+The benchmark (``python -m bench``) drains 100,000 calls; this test drains
 10,000 on every CI run so the suite stays fast. Every call goes to the ledger's
 ``tally``, which counts executions and distinct calls, so the 9,000
 fire-and-forget calls are counted as surely as the 1,000 with results.

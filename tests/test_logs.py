@@ -1,7 +1,7 @@
 """Worker logs: one line per call without its data, JSON lines, per-service levels.
 
 Each test runs a real worker (``celery -A commissaire_tasks worker``) whose app
-was built by ``create_app``, which installs :mod:`commissaire_tasks.ops.logs`.
+was built by ``create_app``, which installs :mod:`commissaire_tasks.runtime.logs`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import ConfigurationError
-from commissaire_tasks.ops.logs import JsonFormatter, installed, log_format, service_levels
+from commissaire_tasks.runtime.logs import JsonFormatter, installed, log_format, service_levels
 from commissaire_tasks.testing import WorkerProcess
 
 
@@ -65,7 +65,7 @@ def wait_for_log(log_file: Path, text: str, timeout_s: float = 10) -> str:
 def test_create_app_installs_the_log_handlers() -> None:
     create_app(load_settings(), services=())
     assert installed(), (
-        "commissaire_tasks.app.create_app must call commissaire_tasks.ops.logs.install"
+        "commissaire_tasks.app.create_app must call commissaire_tasks.runtime.logs.install"
     )
 
 

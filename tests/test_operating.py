@@ -24,7 +24,7 @@ from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.storage.client import StorageClient
-from commissaire_tasks.storage.notifications import list_subscriptions
+from commissaire_tasks.storage.subscriptions import list_subscriptions
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from commissaire_tasks._bindings import BindingTable
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import NoRouteError
 from commissaire_tasks.routing import topic_matches
+from commissaire_tasks.runtime._bindings import BindingTable
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
 UNIQUE = uuid.uuid4().hex[:8]

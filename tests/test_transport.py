@@ -5,8 +5,8 @@ from __future__ import annotations
 import kombu
 from kombu.transport import redis as kombu_redis
 
-from commissaire_tasks._transport import Transport
 from commissaire_tasks.app import create_app
+from commissaire_tasks.runtime.transport import Transport
 from commissaire_tasks.testing import RedisServer
 
 

@@ -10,21 +10,18 @@ queued calls and stored records are still there after Ctrl-C and ``up`` again.
 from __future__ import annotations
 
 import base64
-import contextlib
 import errno
 import fcntl
 import importlib.util
 import os
 import shutil
 import socket
-import time
 from pathlib import Path
 from typing import IO
 
-import redis
-
 from ..errors import CommissaireTasksError, ConfigurationError
 from .processes import ProcessGroup
+from .redis_server import redis_command, wait_for_redis
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -153,36 +150,12 @@ def _generate_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def redis_args(binary: str, port: int, data_dir: Path) -> list[str]:
-    """The command line of the embedded Redis."""
-    return [
-        binary,
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(data_dir),
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--save", "",  # the append-only file is the persistence; no snapshots besides
-        "--logfile", str(data_dir / _LOG_FILE),
-        "--daemonize", "no",
-    ]  # fmt: skip
-
-
 def start_redis(group: ProcessGroup, port: int, data_dir: Path) -> str:
     """Start the embedded Redis in ``group``; return its URL once it answers PING."""
-    process = group.spawn(REDIS_LABEL, redis_args(redis_binary(), port, data_dir), env=os.environ)
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
-    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-    try:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            with contextlib.suppress(redis.RedisError):
-                if client.ping():
-                    return f"redis://127.0.0.1:{port}/0"
-            time.sleep(0.05)
-    finally:
-        client.close()
+    command = redis_command(redis_binary(), port, data_dir, logfile=_LOG_FILE)
+    process = group.spawn(REDIS_LABEL, command, env=os.environ)
+    if wait_for_redis(port, REDIS_START_TIMEOUT_S, lambda: process.poll() is not None):
+        return f"redis://127.0.0.1:{port}/0"
     log = _tail(data_dir / _LOG_FILE)
     raise CommissaireTasksError(f"redis-server did not start on port {port}; its log ends:\n{log}")
 

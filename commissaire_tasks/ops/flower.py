@@ -15,15 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from ..config import ENV_BROKER_URL, load_settings
+from ..config import ENV_BROKER_URL, ENV_FLOWER_AUTH, load_settings
 from ..errors import ConfigurationError
 from ..redact import redact_url
 from .processes import ProcessGroup, stop_signals_hurry, stop_signals_interrupt
 
 __all__ = ["FlowerAuth", "flower_command", "resolve_auth", "run_flower"]
 
-#: Environment variable with ``user:password`` (comma-separated for several users).
-ENV_FLOWER_AUTH = "COMMISSAIRE_FLOWER_AUTH"
 #: Flower's own environment variable for the same.
 FLOWER_ENV_BASIC_AUTH = "FLOWER_BASIC_AUTH"
 DEFAULT_PORT = 5555

@@ -17,8 +17,8 @@ from typing import Any
 
 from kombu.connection import Connection
 
-from ..deadletters import DEAD_LETTER_SUFFIX as DEAD_SUFFIX
-from ..deadletters import dead_letter_queue
+from ..runtime.deadletters import DEAD_LETTER_SUFFIX as DEAD_SUFFIX
+from ..runtime.deadletters import dead_letter_queue
 
 __all__ = ["DEAD_SUFFIX", "dead_letter_queue", "depth", "discover_queues"]
 

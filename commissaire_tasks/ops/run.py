@@ -15,10 +15,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .._registry import ServiceSpec
 from ..config import ENV_SERVICES, load_settings
 from ..errors import ConfigurationError
-from .services import load_service_modules, queues_of
+from ..runtime.loader import load_service_modules
+from ..runtime.registry import ServiceSpec
 
 __all__ = ["RunCommand", "exec_worker", "run_command"]
 
@@ -42,7 +42,7 @@ def run_command(
     """Resolve ``MODULE[:Class]`` to the worker command (raises ConfigurationError)."""
     specs = _services_of(target)
     settings = load_settings(environ)
-    queues = [queue.name for spec in specs for queue in queues_of(spec, settings)]
+    queues = [queue.name for spec in specs for queue in spec.queues(settings)]
     args = [sys.executable, "-m", "celery", "-A", "commissaire_tasks", "worker"]
     args += ["-Q", ",".join(dict.fromkeys(queues)), "-l", loglevel]
     if concurrency:

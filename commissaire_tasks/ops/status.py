@@ -19,15 +19,14 @@ from typing import Any
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 
-from .._registry import ServiceSpec
-from ..app import CommissaireCelery
 from ..errors import BrokerUnavailable
 from ..redact import redact_url
 from ..routing import QueueSpec
+from ..runtime.app import CommissaireCelery
+from ..runtime.introspect import Conflict, collect_reports, find_conflicts
+from ..runtime.registry import ServiceSpec
 from . import subscriptions as subs
-from .introspect import Conflict, collect_reports, find_conflicts
 from .queues import DEAD_SUFFIX, dead_letter_queue, depth, discover_queues
-from .services import queues_of
 
 __all__ = [
     "QueueStatus",
@@ -214,7 +213,7 @@ def _row(
 def _known_queues(services: Iterable[ServiceSpec], app: CommissaireCelery) -> list[tuple[str, str]]:
     known: list[tuple[str, str]] = []
     for spec in services:
-        known += [(spec.name, queue.name) for queue in queues_of(spec, app.settings)]
+        known += [(spec.name, queue.name) for queue in spec.queues(app.settings)]
     named = {name for _, name in known}
     for kwargs in app.settings.queues:  # configured queues of services not defined here
         queue = QueueSpec.from_kwargs(kwargs)

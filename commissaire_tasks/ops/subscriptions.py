@@ -65,7 +65,7 @@ def check_subscriptions(
     if not (serving.get(STORAGE) or serving.get(f"service:{STORAGE}")):
         return SubscriptionCheck(reason="not checked (storage has no live worker)")
     from ..bus import Bus
-    from ..storage.notifications import list_subscriptions
+    from ..storage.subscriptions import list_subscriptions
 
     try:
         found = list_subscriptions(Bus(app), timeout=max(timeout_s, 2.0))

@@ -11,25 +11,24 @@ import inspect
 import os
 import shlex
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .._registry import ServiceSpec
-from ..app import create_app
-from ..config import ENV_BROKER_URL, ENV_SERVICES, load_settings
+from ..config import ENV_BROKER_URL, ENV_SECRETS_KEY, ENV_SERVICES, load_settings
 from ..errors import CommissaireTasksError, ConfigurationError
 from ..redact import redact_url
+from ..runtime.app import create_app
+from ..runtime.loader import ServiceModule, load_service_modules
+from ..runtime.registry import ServiceSpec
 from . import embedded
 from .processes import ProcessGroup, stop_signals_hurry, stop_signals_interrupt
-from .services import ServiceModule, load_service_modules
+from .readiness import wait_for_workers
 
 __all__ = ["UpOptions", "WorkerCommand", "run_up", "worker_commands"]
 
 #: Environment variable the secrets store handler reads its Fernet key from.
-ENV_SECRETS_KEY = "COMMISSAIRE_SECRETS_KEY"
 
 
 @dataclass(frozen=True)
@@ -169,21 +168,20 @@ def _wait_ready(
     from celery.utils.nodenames import host_format
 
     control = create_app(load_settings(env), services=()).control
-    pending = {host_format(c.nodename): c.label for c in commands}
-    deadline = time.monotonic() + timeout_s
-    while pending:
+    labels = {host_format(c.nodename): c.label for c in commands}
+
+    def check_alive() -> None:
         exited = group.exited()
         if exited:
             process = exited[0]
             raise CommissaireTasksError(
                 f"{group.label(process)} exited with code {process.returncode} while starting"
             )
-        if time.monotonic() > deadline:
-            late = ", ".join(sorted(pending.values()))
-            raise CommissaireTasksError(f"workers {late} did not answer within {timeout_s:g} s")
-        for reply in control.ping(destination=list(pending), timeout=0.5) or []:
-            for hostname in reply:
-                pending.pop(hostname, None)
+
+    late = wait_for_workers(control, labels, timeout_s, check_alive)
+    if late:
+        names = ", ".join(sorted(labels[n] for n in late))
+        raise CommissaireTasksError(f"workers {names} did not answer within {timeout_s:g} s")
 
 
 def _print_ready(

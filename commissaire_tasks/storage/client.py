@@ -19,16 +19,14 @@ from typing import Any, TypeVar, cast
 
 from ..bus import Bus
 from ..models import Cluster, Host, ListModel, Model, Network, SecretModel, model_class
-from .notifications import (
+from .sealing import Sealer, is_sealed
+from .subscriber import NotifyCallback, on_storage_change, register_callback
+from .subscriptions import (
     NOTIFY_EVENT_ANY,
     NOTIFY_EVENT_CREATED,
     NOTIFY_EVENT_DELETED,
     NOTIFY_EVENT_UPDATED,
-    NotifyCallback,
-    on_storage_change,
-    register_callback,
 )
-from .sealing import Sealer, is_sealed
 
 __all__ = [
     "NOTIFY_EVENT_ANY",

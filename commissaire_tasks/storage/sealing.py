@@ -12,10 +12,10 @@ import json
 import os
 from typing import Any
 
+from ..config import ENV_SECRETS_KEY
 from ..errors import ConfigurationError, InvalidParams
 
 #: Environment variable holding the Fernet key shared by clients and storage.
-ENV_SECRETS_KEY = "COMMISSAIRE_SECRETS_KEY"
 #: The one key of a sealed payload.
 SEALED = "__sealed__"
 

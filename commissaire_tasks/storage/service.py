@@ -19,7 +19,7 @@ from ..message import Message
 from ..models import Cluster, Host, ListModel, Model, SecretModel, model_class
 from ..service import CommissaireService
 from .handlers.base import WriteOutcome
-from .notifications import Notifier
+from .notifier import Notifier
 from .routing import HandlerTable
 from .sealing import Sealer, is_sealed
 
@@ -104,17 +104,17 @@ class StorageService(CommissaireService):
 
     def on_subscribe(self, message: Message, subscription: dict[str, Any]) -> None:
         """Record (or renew) a service's subscription to change notifications."""
-        self.notifier.subscribe(subscription)
+        self.notifier.table.subscribe(subscription)
 
     def on_unsubscribe(self, message: Message, service: str) -> bool:
         """Forget a service's subscription (a retired subscriber); False if it had none."""
         if not isinstance(service, str) or not service:
             raise InvalidParams("service must be a non-empty string")
-        return self.notifier.unsubscribe(service)
+        return self.notifier.table.unsubscribe(service)
 
     def on_subscriptions(self, message: Message) -> list[dict[str, Any]]:
         """Every subscription: service, queue and (model, event) filters."""
-        return [subscription.to_dict() for subscription in self.notifier.subscriptions()]
+        return [subscription.to_dict() for subscription in self.notifier.table.all()]
 
     def _build(self, cls: type[Model], data: Any) -> Model:
         data = self.sealer.unseal(data) if is_sealed(data) else data
@@ -200,3 +200,16 @@ def _write_id(message: Message, index: int) -> str:
 
 
 __all__ = ["StorageService", "WriteOutcome"]
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: ``celery -A commissaire_tasks.storage.service worker`` serves the storage service.
+
+    Built on first use, so importing the service class creates no app.
+    """
+    if name == "app":
+        from ..worker import service_app
+
+        globals()["app"] = service_app(StorageService)
+        return globals()["app"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -14,8 +13,9 @@ from pathlib import Path
 
 import psutil
 
-from ..app import CommissaireCelery, create_app
 from ..config import ENV_BROKER_URL, ENV_RESULT_BACKEND, load_settings
+from ..ops.readiness import wait_for_workers
+from ..runtime.app import CommissaireCelery, create_app
 
 #: Seconds a worker gets to answer its first ping.
 READY_TIMEOUT_S = 30.0
@@ -87,15 +87,15 @@ class WorkerProcess:
             self.wait_ready()
         return self
 
+    def _check_alive(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"worker exited early; log:\n{self.log()}")
+
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Block until the worker answers a ping (its consumers are running)."""
         control = _control_app(self.broker_url).control
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early; log:\n{self.log()}")
-            if control.ping(destination=[self.hostname], timeout=0.5):
-                return
+        if not wait_for_workers(control, [self.hostname], timeout_s, self._check_alive):
+            return
         raise RuntimeError(f"worker not ready in {timeout_s} s; log:\n{self.log()}")
 
     @property

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 
 import redis
 
-from ..errors import ConfigurationError
+from ..ops.embedded import redis_binary
+from ..ops.redis_server import redis_command, wait_for_redis
 
 
 def free_port() -> int:
@@ -20,16 +19,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def redis_server_binary() -> str:
-    """The ``redis-server`` to run, or a ConfigurationError saying how to get one."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ConfigurationError(
-            "redis-server is not on PATH; install it (Debian: apt-get install redis-server)"
-        )
-    return binary
 
 
 class RedisServer:
@@ -66,33 +55,18 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
-        args = [
-            redis_server_binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.directory),
-            "--save",
-            "",
-            "--appendonly",
-            "yes" if self.appendonly else "no",
-            "--appendfsync",
-            "always",
-            "--logfile",
-            str(self.directory / "redis.log"),
-        ]
-        if self.password:
-            args += ["--requirepass", self.password]
+        args = redis_command(
+            redis_binary(),
+            self.port,
+            self.directory,
+            appendonly=self.appendonly,
+            appendfsync="always",
+            password=self.password,
+        )
         self.process = subprocess.Popen(args)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return self
-            except redis.RedisError:
-                time.sleep(0.05)
+        process = self.process
+        if wait_for_redis(self.port, timeout_s, lambda: process.poll() is not None, self.password):
+            return self
         self.stop()
         raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.directory}")
 

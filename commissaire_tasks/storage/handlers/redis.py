@@ -17,11 +17,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from ...config import DEFAULT_BROKER_URL, ENV_BROKER_URL
+from ...config import DEFAULT_BROKER_URL, ENV_BROKER_URL, ENV_STORE_URL
 from .base import Event, Record, StoreHandler, WriteOutcome, not_found
-
-#: Environment variable naming the Redis the default handler uses (else the broker's).
-ENV_STORE_URL = "COMMISSAIRE_STORE_URL"
 
 # KEYS: record, index. ARGV: data, write_id ('' for none), key.
 _SAVE = """

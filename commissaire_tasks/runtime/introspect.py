@@ -29,7 +29,7 @@ from typing import Any
 
 from celery import Celery
 
-from .._registry import registry
+from .registry import registry
 
 __all__ = [
     "INSPECT_COMMAND",

@@ -36,6 +36,7 @@ from celery._state import get_current_task
 from celery.app import trace
 from celery.utils.log import get_multiprocessing_logger
 
+from ..config import ENV_LOG_FORMAT, ENV_LOG_LEVEL_PREFIX
 from ..errors import ConfigurationError, jsonrpc_error
 
 __all__ = [
@@ -47,10 +48,6 @@ __all__ = [
     "service_logger",
 ]
 
-#: ``json`` for JSON lines; anything else (or unset) keeps Celery's text format.
-ENV_LOG_FORMAT = "COMMISSAIRE_LOG_FORMAT"
-#: ``COMMISSAIRE_LOG_LEVEL_<SERVICE>``: log level of one service's logger.
-ENV_LOG_LEVEL_PREFIX = "COMMISSAIRE_LOG_LEVEL_"
 #: Parent of every service's logger.
 SERVICE_LOGGER_PREFIX = "commissaire_tasks.services"
 _FORMATS = ("", "text", "json")

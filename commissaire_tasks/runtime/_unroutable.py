@@ -15,7 +15,7 @@ from typing import Any
 
 from kombu.messaging import Producer
 
-from .errors import NoRouteError
+from ..errors import NoRouteError
 
 __all__ = ["send_mandatory"]
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from kombu.entity import Exchange, Queue
 
-from .errors import NoRouteError
-from .routing import topic_matches
+from ..errors import NoRouteError
+from ..routing import topic_matches
 
 __all__ = ["BindingTable", "BrokerRoutes"]
 

@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_process_init
 
-from ._registry import ServiceSpec
-from .errors import InvalidParams
-from .message import Message
-from .routing import QueueSpec
+from ..errors import InvalidParams
+from ..message import Message
+from ..routing import QueueSpec
+from .registry import ServiceSpec
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class _Instances:
     def __init__(self) -> None:
         self._instances: dict[type[Any], Any] = {}
         self._options: dict[str, Any] = {}
+        self._given: set[type[Any]] = set()
         self._lock = threading.Lock()
 
     @property
@@ -59,6 +61,12 @@ class _Instances:
         """Serve calls to ``type(instance)`` with this very instance (``Service.run()``)."""
         with self._lock:
             self._instances[type(instance)] = instance
+            self._given.add(type(instance))
+
+    def forget_built(self) -> None:
+        """Drop the instances built here (a forked child builds its own; given ones stay)."""
+        with self._lock:
+            self._instances = {c: i for c, i in self._instances.items() if c in self._given}
 
     def get(self, cls: type[Any]) -> Any:
         instance = self._instances.get(cls)
@@ -75,6 +83,12 @@ class _Instances:
 instances = _Instances()
 
 
+@worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator,unused-ignore]
+def _fresh_instances_after_fork(**_: Any) -> None:
+    """A prefork child never serves calls with an instance its parent built."""
+    instances.forget_built()
+
+
 def install_service(app: Celery, spec: ServiceSpec, queue: QueueSpec) -> list[str]:
     """Register on ``app`` one task per exposed method of ``spec`` reached through ``queue``.
 
@@ -87,17 +101,36 @@ def install_service(app: Celery, spec: ServiceSpec, queue: QueueSpec) -> list[st
         name = queue.task_name(method)
         if name not in app.tasks:
             runner = _make_runner(spec.cls, method, attribute, queue.name)
-            app.task(
-                name=name,
-                bind=True,
-                base=ServiceTask,
-                shared=False,
-                service_name=spec.name,
-                method_name=method,
-                queue_name=queue.name,
-            )(runner)
+            register_task(app, name, runner, service=spec.name, method=method, queue=queue.name)
         names.append(name)
     return names
+
+
+def register_task(
+    app: Celery,
+    name: str,
+    runner: Callable[..., Any],
+    *,
+    service: str,
+    method: str,
+    queue: str,
+    **options: Any,
+) -> Task:
+    """Register ``runner(task, ...)`` as task ``name`` of ``service`` on ``app``.
+
+    The one way a task of ours is made (service methods and notification tasks), so
+    every one is a late-acknowledged :class:`ServiceTask` that introspection can place.
+    """
+    return app.task(
+        name=name,
+        bind=True,
+        base=ServiceTask,
+        shared=False,
+        service_name=service,
+        method_name=method,
+        queue_name=queue,
+        **options,
+    )(runner)
 
 
 def _make_runner(cls: type[Any], method: str, attribute: str, queue: str) -> Callable[..., Any]:

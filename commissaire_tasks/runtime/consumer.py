@@ -17,14 +17,14 @@ from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 
-from . import deadletters
-from .errors import (
+from ..errors import (
     InvalidRequest,
     MethodNotFound,
     ParseError,
     PayloadTooLarge,
     RemoteProcedureCallError,
 )
+from . import deadletters
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import (
+from ..errors import (
     BrokerUnavailable,
     CallTimeout,
     InternalError,

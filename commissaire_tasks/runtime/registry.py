@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import ServiceDefinitionError
-from .routing import QueueSpec
+from ..errors import ServiceDefinitionError
+from ..routing import QueueSpec
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 #: Prefix that marks a method as exposed on the bus.
 EXPOSED_PREFIX = "on_"
@@ -31,6 +34,24 @@ class ServiceSpec:
     @property
     def default_queue(self) -> QueueSpec:
         return QueueSpec.default_for(self.name)
+
+    def queues(
+        self, settings: Settings, explicit: Sequence[Mapping[str, Any]] | None = None
+    ) -> list[QueueSpec]:
+        """The queues that serve this service: THE rule app, worker, status and ops share.
+
+        ``explicit`` queue definitions (a runner's ``qkwargs``) replace the rule: only
+        they serve it. Otherwise its default queue does, plus every configured queue
+        (``COMMISSAIRE_QUEUES``) whose ``service`` names it.
+        """
+        if explicit:
+            return [QueueSpec.from_kwargs(q) for q in explicit]
+        queues = [self.default_queue]
+        for kwargs in settings.queues:
+            queue = QueueSpec.from_kwargs(kwargs)
+            if queue.service == self.name and queue not in queues:
+                queues.append(queue)
+        return queues
 
     @property
     def import_path(self) -> str:

@@ -21,9 +21,9 @@ import click
 from celery import Celery, bootsteps, signals
 from celery.utils.nodenames import default_nodename, nodesplit
 
-from ._registry import ServiceSpec, registry
-from ._tasks import instances
-from .config import read_config_file
+from ..config import read_config_file
+from .registry import ServiceSpec, registry
+from .tasks import instances
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class ServiceStartup(bootsteps.Step):  # type: ignore[misc]
 
     def __init__(self, worker: Any, config_file: str | None = None, **options: Any) -> None:
         super().__init__(worker, **options)
-        from .ops import introspect
+        from . import introspect
 
         introspect.register()  # `commissaire-tasks services`, and the different-code check
         if config_file:

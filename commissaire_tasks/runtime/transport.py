@@ -30,10 +30,10 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.objects import cached_property
 
+from ..errors import NoRouteError
 from . import deadletters
 from ._envelope import BadEntry, parse_entry
 from ._unroutable import send_mandatory
-from .errors import NoRouteError
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Storage change notifications, delivered as tasks to every subscribing service.
+"""The subscriber side of storage notifications: declare callbacks, receive changes.
 
 A service subscribes with ``StorageClient(self).register_callback(cb, Host,
 NOTIFY_EVENT_CREATED)`` in its ``__init__`` or with ``@on_storage_change(Host,
@@ -22,75 +22,39 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
-from kombu.entity import Exchange, Queue
 
-from .. import _startup
-from .._registry import ServiceSpec
-from .._tasks import ServiceTask, instances
-from ..errors import InternalError, InvalidParams, StorageLookupError, ValidationError
+from ..bus import Bus
+from ..errors import InternalError, ValidationError
 from ..message import Message
-from ..models import ListModel, Model, model_class, model_types
+from ..models import Model, model_class
+from ..runtime import startup
+from ..runtime.registry import ServiceSpec
+from ..runtime.tasks import instances, register_task
+from ..service import CommissaireService
 from . import broadcast as broadcasting
+from .subscriptions import (
+    ANY_MODEL,
+    EVENTS,
+    NOTIFY_EVENT_ANY,
+    STORAGE_SERVICE,
+    Subscription,
+    check_filter,
+    model_name_of,
+    notification_address,
+    notification_task_name,
+    record_model_names,
+)
 
 logger = logging.getLogger(__name__)
-
-NOTIFY_EVENT_CREATED = "created"
-NOTIFY_EVENT_UPDATED = "updated"
-NOTIFY_EVENT_DELETED = "deleted"
-NOTIFY_EVENT_ANY = "*"
-#: The events a change can be.
-EVENTS = (NOTIFY_EVENT_CREATED, NOTIFY_EVENT_UPDATED, NOTIFY_EVENT_DELETED)
-#: Model filter meaning "every model type".
-ANY_MODEL = "*"
-#: Record type the storage service keeps subscriptions under.
-SUBSCRIPTION_TYPE = "_Subscription"
 
 Callback = Callable[..., Any]
 #: Attribute on a decorated function listing its (model, event, broadcast) declarations.
 _DECLARED = "__storage_subscriptions__"
-
-
-def notification_address(model_name: str, event: str) -> str:
-    return f"notify.storage.{model_name}.{event}"
-
-
-def notification_task_name(service: str, model_name: str, event: str) -> str:
-    return f"{service}.{notification_address(model_name, event)}"
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """A service's standing interest in changes, kept by the storage service."""
-
-    service: str
-    queue: str
-    #: (model name or "*", event or "*") pairs
-    filters: tuple[tuple[str, str], ...]
-
-    def matches(self, model_name: str, event: str) -> bool:
-        return any(
-            m in (ANY_MODEL, model_name) and e in (NOTIFY_EVENT_ANY, event) for m, e in self.filters
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "queue": self.queue,
-            "filters": [list(f) for f in self.filters],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Subscription:
-        filters = tuple((str(m), str(e)) for m, e in data.get("filters", []))
-        for model, event in filters:
-            _check_filter(model, event)
-        return cls(service=str(data["service"]), queue=str(data["queue"]), filters=filters)
 
 
 def NotifyCallback(function: Callback) -> Callback:  # noqa: N802 - the original's name
@@ -120,8 +84,8 @@ def on_storage_change(
 
     ``broadcast=True`` asks for every running process instead (see :mod:`.broadcast`).
     """
-    model_name = _model_name(model_type)
-    _check_filter(model_name, event)
+    model_name = model_name_of(model_type)
+    check_filter(model_name, event)
 
     def declare(function: Callback) -> Callback:
         callback = (
@@ -144,8 +108,8 @@ def register_callback(
     broadcast: bool = False,
 ) -> None:
     """Run ``callback(body, message)`` in ``service`` for matching changes (see NotifyCallback)."""
-    model_name = _model_name(model_type)
-    _check_filter(model_name, event)
+    model_name = model_name_of(model_type)
+    check_filter(model_name, event)
     callbacks = service.__dict__.setdefault("_notify_callbacks", [])
     callbacks.append((model_name, event, callback, broadcast))
 
@@ -158,15 +122,23 @@ def callbacks_of(service: Any, broadcast: bool = False) -> list[tuple[str, str, 
     found = [
         (m, e, c) for m, e, c, b in service.__dict__.get("_notify_callbacks", []) if b == broadcast
     ]
+    for model_name, event, attribute in _declarations(type(service), broadcast):
+        found.append((model_name, event, getattr(service, attribute)))
+    return found
+
+
+def _declarations(cls: type[Any], broadcast: bool) -> list[tuple[str, str, str]]:
+    """(model, event, attribute) of each ``@on_storage_change`` method of ``cls``."""
+    found = []
     seen: set[str] = set()
-    for klass in type(service).__mro__:
+    for klass in cls.__mro__:
         for attribute, function in vars(klass).items():
             if attribute in seen:
                 continue
             seen.add(attribute)
             for model_name, event, wanted in getattr(function, _DECLARED, []):
                 if wanted == broadcast:
-                    found.append((model_name, event, getattr(service, attribute)))
+                    found.append((model_name, event, attribute))
     return found
 
 
@@ -188,41 +160,49 @@ def parse_notification(body: Any) -> tuple[str, Model] | None:
     return str(event), model
 
 
-def _model_name(model_type: type[Model] | None) -> str:
-    return ANY_MODEL if model_type is None else model_type.__name__
-
-
-def _check_filter(model_name: str, event: str) -> None:
-    if event not in (*EVENTS, NOTIFY_EVENT_ANY):
-        raise ValueError(f"unknown notification event {event!r}; use one of {EVENTS} or '*'")
-    if model_name != ANY_MODEL:
-        model_class(model_name)
-
-
-def _record_model_names() -> list[str]:
-    return sorted(n for n, c in model_types().items() if not issubclass(c, ListModel))
-
-
-# -- subscriber side: a worker registers notification tasks and subscribes ---------------------
-
-
 def _subscribe_on_start(app: Celery, spec: ServiceSpec, queue: str) -> None:
     """Startup hook: register this service's notification tasks and announce them."""
-    probe = spec.cls(**instances.options)
-    if callbacks_of(probe, broadcast=True):
+    if _declared(spec.cls, broadcast=True) or _registered(spec.cls, broadcast=True):
         _broadcast_services.add(spec.cls)
-    filters = sorted({(m, e) for m, e, _ in callbacks_of(probe)})
+    filters = sorted(set(_declared(spec.cls)) | set(_registered(spec.cls)))
     if not filters:
         return
     subscription = Subscription(service=spec.name, queue=queue, filters=tuple(filters))
-    for model_name in _record_model_names():
+    for model_name in record_model_names():
         for event in EVENTS:
             if subscription.matches(model_name, event):
                 _install_notify_task(app, spec, queue, model_name, event)
-    from ..bus import Bus
-
-    Bus(app).notify("storage.subscribe", subscription.to_dict())
+    # Straight to the storage service's queue, bound or not: it waits there while storage is down.
+    app.router.add_service(STORAGE_SERVICE)
+    Bus(app).notify(f"{STORAGE_SERVICE}.subscribe", subscription.to_dict())
     logger.info("Subscribed %s to storage changes %s", spec.name, filters)
+
+
+def _declared(cls: type[Any], broadcast: bool = False) -> list[tuple[str, str]]:
+    """(model, event) of the class's ``@on_storage_change`` methods: no instance needed."""
+    return [(m, e) for m, e, _ in _declarations(cls, broadcast)]
+
+
+def _registered(cls: type[Any], broadcast: bool = False) -> list[tuple[str, str]]:
+    """(model, event) of callbacks ``__init__`` registers.
+
+    Only a class with its own ``__init__`` can register any: for it this process's
+    instance is built now and kept (:data:`instances`; a prefork child builds its
+    own after the fork). Other classes are never instantiated here.
+    """
+    if not _has_own_init(cls):
+        return []
+    registered = instances.get(cls).__dict__.get("_notify_callbacks", [])
+    return [(m, e) for m, e, _, b in registered if b == broadcast]
+
+
+def _has_own_init(cls: type[Any]) -> bool:
+    for klass in cls.__mro__:
+        if klass is CommissaireService or klass is object:
+            return False
+        if "__init__" in vars(klass):
+            return True
+    return False
 
 
 def _install_notify_task(
@@ -242,16 +222,9 @@ def _install_notify_task(
         _dispatch(service, model_name, event, body, message)
 
     deliver.__name__ = f"{cls.__name__}_notify_{model_name}_{event}"
-    app.task(
-        name=name,
-        bind=True,
-        base=ServiceTask,
-        shared=False,
-        ignore_result=True,
-        service_name=spec.name,
-        method_name=address,
-        queue_name=queue,
-    )(deliver)
+    register_task(
+        app, name, deliver, service=spec.name, method=address, queue=queue, ignore_result=True
+    )
 
 
 def _dispatch(
@@ -280,7 +253,7 @@ def _dispatch(
         raise InternalError(f"notification callback(s) failed: {', '.join(failed)}")
 
 
-_startup.add_startup_hook(_subscribe_on_start)
+startup.add_startup_hook(_subscribe_on_start)
 
 #: Service classes of this worker with broadcast callbacks (set before the prefork).
 _broadcast_services: set[type[Any]] = set()
@@ -299,101 +272,3 @@ def _deliver_broadcast(cls: type[Any], body: dict[str, Any]) -> None:
     address = notification_address(model_name, event)
     message = Message.stand_in(method=address, routing_key=address, headers=headers)
     _dispatch(instances.get(cls), model_name, event, body, message, broadcast=True)
-
-
-# -- storage side: who to tell, and telling them ------------------------------------------------
-
-
-class Notifier:
-    """Announces committed changes to subscribing services (used by the storage service)."""
-
-    def __init__(self, handlers: Any, bus: Any, config: Mapping[str, Any]) -> None:
-        self._store = handlers.default.handler
-        self._bus = bus
-        self._configured = [Subscription.from_dict(s) for s in config.get("subscribers", [])]
-
-    def subscribe(self, data: Mapping[str, Any]) -> None:
-        subscription = Subscription.from_dict(data)
-        self._store.save(SUBSCRIPTION_TYPE, subscription.service, subscription.to_dict())
-
-    def unsubscribe(self, service: str) -> bool:
-        """Forget ``service``'s stored subscription; False when it had none.
-
-        Raises:
-            InvalidParams: The subscription comes from the storage config, which wins.
-        """
-        if any(s.service == service for s in self._configured):
-            raise InvalidParams(
-                f"{service!r} is subscribed by the storage service's config (`subscribers`); "
-                "remove it there"
-            )
-        try:
-            self._store.delete(SUBSCRIPTION_TYPE, service)
-        except StorageLookupError:
-            return False
-        return True
-
-    def subscriptions(self) -> list[Subscription]:
-        stored = [Subscription.from_dict(r.data) for r in self._store.list(SUBSCRIPTION_TYPE)]
-        known = {s.service for s in stored}
-        return stored + [s for s in self._configured if s.service not in known]
-
-    def announce(self, cls: type[Model], outcome: Any) -> int:
-        """Send ``outcome`` to every matching subscriber; return how many were sent."""
-        body = {
-            "event": outcome.event,
-            "class": cls.__name__,
-            "model": cls.from_dict(outcome.data).to_dict_safe(),
-            "revision": outcome.revision,
-        }
-        broadcasting.publish(body)
-        sent = 0
-        for subscription in self.subscriptions():
-            if subscription.matches(cls.__name__, outcome.event):
-                self._send(subscription, cls.__name__, outcome.event, body)
-                sent += 1
-        return sent
-
-    def _send(
-        self, subscription: Subscription, model_name: str, event: str, body: dict[str, Any]
-    ) -> None:
-        app = self._bus.app
-        queue = Queue(
-            subscription.queue, Exchange(""), routing_key=subscription.queue, durable=True
-        )
-        app.send_task(
-            notification_task_name(subscription.service, model_name, event),
-            kwargs=body,
-            queue=queue,
-            exchange="",
-            routing_key=subscription.queue,
-            ignore_result=True,
-        )
-
-
-def unsubscribe(service: str, bus: Any = None, timeout: float | None = None) -> bool:
-    """Remove ``service``'s subscription, so changes are no longer queued for it.
-
-    Stop the service's workers first: a worker that starts subscribes again.
-    Returns False when the storage service kept no subscription for it.
-    """
-    from ..bus import Bus
-
-    caller = bus if bus is not None else Bus()
-    return bool(caller.call("storage.unsubscribe", service, timeout=timeout))
-
-
-def list_subscriptions(bus: Any = None, timeout: float | None = None) -> list[Subscription]:
-    """Every subscription the storage service holds (stored and configured)."""
-    from ..bus import Bus
-
-    caller = bus if bus is not None else Bus()
-    return [
-        Subscription.from_dict(s) for s in caller.call("storage.subscriptions", timeout=timeout)
-    ]
-
-
-def matching_subscriptions(
-    subscriptions: Iterable[Subscription], model_name: str, event: str
-) -> list[Subscription]:
-    return [s for s in subscriptions if s.matches(model_name, event)]

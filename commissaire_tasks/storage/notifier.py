@@ -1,0 +1,62 @@
+"""The storage side of notifications: after a committed change, tell who subscribed.
+
+One durable task per matching subscribing service, sent to that service's queue
+(:mod:`.subscriber` says what the subscriber does with it), and a broadcast for
+the processes that asked for one (:mod:`.broadcast`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kombu.entity import Exchange, Queue
+
+from ..models import Model
+from . import broadcast as broadcasting
+from .subscriptions import Subscription, SubscriptionTable, notification_task_name
+
+
+class Notifier:
+    """Announces committed changes to subscribing services (used by the storage service)."""
+
+    def __init__(self, handlers: Any, bus: Any, config: Mapping[str, Any]) -> None:
+        self._bus = bus
+        configured = [Subscription.from_dict(s) for s in config.get("subscribers", [])]
+        #: The subscriptions, kept in the default handler.
+        self.table = SubscriptionTable(handlers.default.handler, configured)
+
+    def announce(self, cls: type[Model], outcome: Any) -> int:
+        """Send ``outcome`` to every matching subscriber; return how many were sent."""
+        body = {
+            "event": outcome.event,
+            "class": cls.__name__,
+            "model": cls.from_dict(outcome.data).to_dict_safe(),
+            "revision": outcome.revision,
+        }
+        broadcasting.publish(body)
+        sent = 0
+        for subscription in self.table.all():
+            if subscription.matches(cls.__name__, outcome.event):
+                self._send(subscription, cls.__name__, outcome.event, body)
+                sent += 1
+        return sent
+
+    def _send(
+        self, subscription: Subscription, model_name: str, event: str, body: dict[str, Any]
+    ) -> None:
+        app = self._bus.app
+        queue = Queue(
+            subscription.queue, Exchange(""), routing_key=subscription.queue, durable=True
+        )
+        app.send_task(
+            notification_task_name(subscription.service, model_name, event),
+            kwargs=body,
+            queue=queue,
+            exchange="",
+            routing_key=subscription.queue,
+            ignore_result=True,
+        )
+
+
+__all__ = ["Notifier"]
