@@ -22,7 +22,7 @@ import pytest
 from commissaire_tasks import bus
 from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = "workers.simple,tests.services"
 
 

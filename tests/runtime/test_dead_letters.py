@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from commissaire_tasks.app import create_app
 from commissaire_tasks.runtime import deadletters
 from commissaire_tasks.testing import RedisServer, WorkerProcess
-
-from .attack import Attack, call_body, call_headers, envelope
+from tests.attack import Attack, call_body, call_headers, envelope
 
 pytestmark = pytest.mark.reliability
 

@@ -27,7 +27,7 @@ from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.storage.subscriptions import list_subscriptions
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = Path(sys.executable).parent / "commissaire-tasks"
 
 #: A second definition of service ``my``: what an old or a copied version looks like.
