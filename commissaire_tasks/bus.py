@@ -20,19 +20,18 @@ deadlocks, even with one worker process.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from celery._state import get_current_worker_task
 from kombu.exceptions import BatchPublishError
 
-from .errors import BrokerUnavailable, CallTimeout, PayloadTooLarge, error_from_jsonrpc
+from .errors import BrokerUnavailable, CallTimeout
 from .runtime.app import CommissaireCelery, default_app
-from .runtime.results import UNREACHABLE, BoundedResult, failure_as_jsonrpc
+from .runtime.results import UNREACHABLE, BoundedResult
 
 __all__ = ["Bus", "call", "call_many", "send", "notify", "notify_many", "request"]
 
@@ -85,14 +84,7 @@ class Bus:
         in the list, as with :func:`asyncio.gather`.
         """
         calls = [_merge((), each, {}) for each in params]
-        local = self._local_task(routing_key)
-        if local is not None:
-            values = [
-                _outcome(_run_inline, local, routing_key, args, kwargs, str(uuid.uuid4()))
-                for args, kwargs in calls
-            ]
-        else:
-            values = self._join(routing_key, self._publish_many(routing_key, calls), timeout)
+        values = self._join(routing_key, self._publish_many(routing_key, calls), timeout)
         if not return_exceptions:
             for value in values:
                 if isinstance(value, BaseException):
@@ -121,9 +113,6 @@ class Bus:
         timeout: float | None,
         call_id: str,
     ) -> Any:
-        local = self._local_task(routing_key)
-        if local is not None:
-            return _run_inline(local, routing_key, args, kwargs, call_id)
         result = self._publish(routing_key, args, kwargs, task_id=call_id)
         inside_task = get_current_worker_task() is not None
         return self._wait(result, timeout, disable_sync_subtasks=not inside_task)
@@ -135,18 +124,8 @@ class Bus:
         kwargs: Mapping[str, Any],
         **options: Any,
     ) -> BoundedResult:
-        app = self.app
-        _check_size(routing_key, args, kwargs, app.settings.max_payload_bytes)
-        try:
-            result = app.send_task(routing_key, args=list(args), kwargs=dict(kwargs), **options)
-        except UNREACHABLE as exc:
-            raise BrokerUnavailable(routing_key, str(exc)) from exc
-        except RuntimeError as exc:  # Celery gave up subscribing to the result
-            if not isinstance(exc.__cause__, UNREACHABLE):
-                raise
-            raise BrokerUnavailable(routing_key, str(exc.__cause__)) from exc
-        result.routing_key = routing_key
-        return result  # type: ignore[no-any-return]
+        # The one publish path (size check, self-call rule, BrokerUnavailable): runtime.publish.
+        return self.app.send_task(routing_key, args=args, kwargs=kwargs, **options)  # type: ignore[no-any-return]
 
     def _publish_many(
         self, routing_key: str, calls: list[tuple[Sequence[Any], Mapping[str, Any]]], **options: Any
@@ -194,43 +173,11 @@ class Bus:
     def _wait(self, result: BoundedResult, timeout: float | None, **options: Any) -> Any:
         return result.get(timeout=timeout, **options)
 
-    def _local_task(self, routing_key: str) -> Any:
-        """The task for ``routing_key`` if this worker process serves it, else None."""
-        current = get_current_worker_task()
-        if current is None:
-            return None
-        worker_app = current._get_app()
-        task = worker_app.tasks.get(routing_key)
-        queue = getattr(task, "queue_name", None)
-        if task is None or queue is None:
-            return None
-        consumed = worker_app.amqp.queues.consume_from
-        return task if consumed is None or queue in consumed else None
-
-
-def _run_inline(
-    task: Any, routing_key: str, args: Sequence[Any], kwargs: Mapping[str, Any], call_id: str
-) -> Any:
-    outcome = task.apply(
-        args=list(args), kwargs=dict(kwargs), task_id=call_id, routing_key=routing_key
-    )
-    if outcome.failed():
-        raise error_from_jsonrpc(failure_as_jsonrpc(outcome.result))
-    return outcome.result
-
 
 def _batched(producer: Any) -> AbstractContextManager[Any]:
     """The producer's publish batch (kombu 5.7+), or publishing one by one."""
     batch = getattr(producer, "batch", None)
     return batch() if batch is not None else nullcontext()
-
-
-def _outcome(run: Callable[..., Any], *args: Any) -> Any:
-    """What ``run(*args)`` returns, or the exception it raised."""
-    try:
-        return run(*args)
-    except Exception as exc:  # noqa: BLE001 - handed back to the caller, as asked
-        return exc
 
 
 def _merge(
@@ -246,15 +193,6 @@ def _merge(
     if isinstance(params, (list, tuple)):
         return params, {}
     raise TypeError(f"params must be a list or a dict, not {type(params).__name__}")
-
-
-def _check_size(routing_key: str, args: Any, kwargs: Any, limit: int) -> None:
-    size = len(json.dumps([args, kwargs], separators=(",", ":"), default=str))
-    if size > limit:
-        raise PayloadTooLarge(
-            f"parameters of {routing_key!r} are {size} bytes, over the {limit}-byte limit",
-            data={"size": size, "limit": limit},
-        )
 
 
 _default_bus = Bus()

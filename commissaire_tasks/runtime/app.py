@@ -21,7 +21,7 @@ from kombu.utils.objects import cached_property
 
 from ..config import Settings, load_settings
 from ..routing import QueueSpec, Router
-from . import startup
+from . import publish, startup
 from ._bindings import BrokerRoutes
 from .logs import install as install_logging
 from .registry import ServiceSpec, registry
@@ -102,6 +102,16 @@ class CommissaireCelery(Celery):  # type: ignore[misc]
             self.backend_cls or self.conf.result_backend, self.loader
         )
         return with_jsonrpc_failures(backend_cls)(app=self, url=url)
+
+    def send_task(
+        self,
+        name: str,
+        args: Any = None,
+        kwargs: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Every call's one way out (bus, ``.delay()``, notifier): see :mod:`.publish`."""
+        return publish.send(self, super().send_task, name, args, kwargs, options)
 
     @cached_property
     def AsyncResult(self) -> type[BoundedResult]:  # noqa: N802 - Celery's name
