@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from .plan import FULL, QUICK
+from .plan import FULL, QUICK, Plan
 from .report import evaluate_targets, render_table, write_json
 from .runner import Options, run
+from .stack import make_log_dir, start_redis
+from .storage import measure_storage
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,6 +90,11 @@ def parser() -> argparse.ArgumentParser:
         help="the workers' -l (default WARNING, celery worker's own default)",
     )
     p.add_argument("--log-dir", default=None, help="keep worker logs here (default: a temp dir)")
+    p.add_argument(
+        "--storage-only",
+        action="store_true",
+        help="only the storage rows (save, get and their ratios to simple.add; callback delay)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -116,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=args.log_dir,
     )
     progress = (lambda line: None) if args.quiet else _stderr
+    if args.storage_only:
+        return _storage_only(plan, options, args.out)
     try:
         with _sigterm_interrupts():
             results = run(plan, options, progress)
@@ -130,6 +140,26 @@ def main(argv: list[str] | None = None) -> int:
     write_json(results, args.out)
     print(render_table(results))
     print(f"results: {args.out}" + (f", plot: {args.plot}" if args.plot else ""))
+    return 0
+
+
+def _storage_only(plan: Plan, options: Options, out: str) -> int:
+    """The storage rows alone, on a Redis of the bench's own; printed and written to ``out``."""
+    with contextlib.ExitStack() as stack:
+        server = start_redis(stack)
+        log_dir = make_log_dir(stack, options)
+        rows = measure_storage(
+            server.url,
+            plan.storage_calls,
+            max(1, plan.rounds - 1),
+            log_dir,
+            options.loglevel,
+            plan.call_timeout_s,
+        )
+    write_json({"rows": {"storage": rows}}, out)
+    for handler, figures in rows.items():
+        print(f"[{handler}] " + json.dumps({k: v for k, v in figures.items() if "rounds" not in k}))
+    print(f"results: {out}")
     return 0
 
 

@@ -218,6 +218,12 @@ def render_table(results: dict[str, Any]) -> str:
                 add(
                     f"storage get calls/s [{handler}]", [_int(figures["get_per_s"]), "", "", "", ""]
                 )
+                if "save_vs_add" in figures:
+                    add(
+                        f"  save, get / simple.add calls/s [{handler}]",
+                        [f"{_ratio(figures['save_vs_add'])}, {_ratio(figures['get_vs_add'])}"]
+                        + [""] * 4,
+                    )
                 if "notify" in figures:
                     notify = figures["notify"]
                     add(

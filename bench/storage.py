@@ -10,6 +10,7 @@ Each handler below gets a ``workers.storage`` worker on its own broker database
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import time
@@ -66,9 +67,12 @@ SUBSCRIBER_QUEUE = BenchWatchService.name
 def measure_storage(
     redis_url: str, calls: int, rounds: int, log_dir: Path, loglevel: str, timeout_s: float
 ) -> dict[str, Any]:
-    """``{handler: {save_per_s, get_per_s}}`` (the Redis handler also ``notify``).
+    """``{handler: {save_per_s, get_per_s, add_per_s, save_vs_add, get_vs_add}}``.
 
-    Needs a Redis broker of the bench's own: handler ``i`` uses database ``i + 1``.
+    The Redis handler also has ``notify``. ``add_per_s`` is ``simple.add`` timed the
+    same way in the same run (a ``workers.simple`` worker at -c 2), so the ratios say
+    what a storage call costs against a trivial call. Needs a Redis broker of the
+    bench's own: handler ``i`` uses database ``i + 1``, the reference the next one.
     """
     base = redis_url.rsplit("/", 1)[0]
     secrets_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
@@ -91,6 +95,16 @@ def measure_storage(
         )
         worker.env = clean_environment({ENV_BROKER_URL: broker, ENV_SECRETS_KEY: secrets_key})
         workers[handler] = (broker, worker)
+    reference_broker = f"{base}/{len(HANDLERS) + 1}"
+    reference = WorkerProcess(
+        broker_url=reference_broker,
+        app="workers.simple",
+        concurrency=2,
+        log_dir=log_dir,
+        extra_args=["-l", loglevel],
+        cwd=PROJECT_ROOT,
+    )
+    reference.env = clean_environment({ENV_BROKER_URL: reference_broker})
     notify_broker = workers[NOTIFY_HANDLER][0]
     subscriber = WorkerProcess(
         broker_url=notify_broker,
@@ -104,17 +118,23 @@ def measure_storage(
         {ENV_BROKER_URL: notify_broker, ENV_SERVICES: "bench.subscriber"}
     )
     results: dict[str, Any] = {}
+    stack_close: Callable[[], None] | None = None
     try:
         for _, worker in workers.values():  # all start at once; each has its own database
             worker.start(wait=False)
         subscriber.start(wait=False)
+        reference.start(wait=False)
+        reference_bus, reference_app = _reference_bus(reference, reference_broker, timeout_s)
+        stack_close = reference_app.close
         for handler, (broker, worker) in workers.items():
             try:
                 worker.wait_ready(READY_TIMEOUT_S)
                 app = create_app(Settings(broker_url=broker, call_timeout_s=timeout_s), services=())
                 try:
                     client = StorageClient(Bus(app), timeout=timeout_s)
-                    results[handler] = _time_handler(client, calls, rounds)
+                    add = functools.partial(reference_bus.call, "simple.add", 1, 2)
+                    results[handler] = _time_handler(client, calls, rounds, add)
+                    results[handler].update(_ratios(results[handler]))
                     if handler == NOTIFY_HANDLER:
                         subscriber.wait_ready(READY_TIMEOUT_S)
                         results[handler]["notify"] = _time_notifications(
@@ -128,8 +148,28 @@ def measure_storage(
         for _, worker in workers.values():
             worker.stop()
         subscriber.stop()
+        if stack_close is not None:
+            stack_close()
+        reference.stop()
         _drop_table(POSTGRESQL_URL, table)
     return results
+
+
+def _reference_bus(worker: WorkerProcess, broker: str, timeout_s: float) -> tuple[Bus, Any]:
+    """A bus to the ``workers.simple`` worker, and the app to close after."""
+    worker.wait_ready(READY_TIMEOUT_S)
+    app = create_app(Settings(broker_url=broker, call_timeout_s=timeout_s), services=())
+    return Bus(app), app
+
+
+def _ratios(figures: dict[str, Any]) -> dict[str, Any]:
+    """save and get calls/s over ``simple.add`` calls/s: medians of per-round ratios."""
+    adds = figures["add_rounds"]
+    return {
+        "add_per_s": median(adds),
+        "save_vs_add": median([s / a for s, a in zip(figures["save_rounds"], adds, strict=True)]),
+        "get_vs_add": median([g / a for g, a in zip(figures["get_rounds"], adds, strict=True)]),
+    }
 
 
 def _drop_table(url: str, table: str) -> None:
@@ -155,10 +195,15 @@ def _summary(exc: Exception) -> str:
     return f"{type(exc).__name__}: {(errors or lines or [''])[-1]}"
 
 
-def _time_handler(client: StorageClient, calls: int, rounds: int) -> dict[str, Any]:
+def _time_handler(
+    client: StorageClient, calls: int, rounds: int, add: Callable[[], Any]
+) -> dict[str, Any]:
+    """save and get calls/s per round, each round beside ``simple.add`` calls/s."""
     saves: list[float] = []
     gets: list[float] = []
+    adds: list[float] = []
     for _ in range(rounds):
+        adds.append(calls / sum(time_calls(add, calls)))
         hosts = [_host() for _ in range(calls)]
         save_s = time_calls(_each(client.save, hosts), calls)
         keys = [models.Host.new(address=h.address) for h in hosts]
@@ -170,6 +215,7 @@ def _time_handler(client: StorageClient, calls: int, rounds: int) -> dict[str, A
         "get_per_s": median(gets),
         "save_rounds": saves,
         "get_rounds": gets,
+        "add_rounds": adds,
         "calls": calls,
     }
 

@@ -97,6 +97,28 @@ class Model(BaseModel):
             return cls.model_validate(data)
 
     @classmethod
+    def checked(cls, data: Mapping[str, Any]) -> Self:
+        """Build from untrusted data in one pydantic pass that casts and checks every rule.
+
+        Only a failure takes the stepwise path (:meth:`from_dict`, :meth:`_coerce`,
+        :meth:`_validate`), so errors keep their types and name every problem.
+        """
+        try:
+            model = cls.model_validate(data, strict=False, context=rules_context())
+        except pydantic.ValidationError:
+            model = None
+        if model is None or model._key_problem() is not None:
+            model = cls.from_dict(data)
+            model._coerce()
+            model._validate()
+        return model
+
+    @classmethod
+    def trusted(cls, data: Mapping[str, Any]) -> Self:
+        """Build from data that was checked when it was stored or sent: no validation."""
+        return cls.model_construct(**data)
+
+    @classmethod
     def from_json(cls, text: str | bytes) -> Self:
         """Build from a JSON document, as :meth:`from_dict` does from a dict."""
         with _reported(cls):
@@ -185,11 +207,19 @@ class Model(BaseModel):
     def _prepare(self) -> None:
         """Coerce, then validate, as a save does; one error names every bad field.
 
+        Good values take one pydantic pass (cast and rules together); only a problem
+        takes the stepwise path that tells a value that cannot be cast from a rule.
+
         Raises:
             CoercionError: a value cannot be cast; ``errors`` also lists the rules
                 the other fields break, so the caller sees everything at once.
             ValidationError: the cast values break a rule.
         """
+        cast = self._checked_copy()
+        if cast is not None:
+            for name in type(self).model_fields:
+                setattr(self, name, getattr(cast, name))
+            return
         try:
             self._coerce()
         except CoercionError:
@@ -197,6 +227,18 @@ class Model(BaseModel):
             name = type(self).__name__
             raise CoercionError(f"invalid {name}: {'; '.join(problems)}", errors=problems) from None
         self._validate()
+
+    def _checked_copy(self) -> Self | None:
+        """The current values cast and checked in one pass, or None if anything is wrong."""
+        try:
+            cast = self.model_validate(self._values(), strict=False, context=rules_context())
+        except pydantic.ValidationError:
+            return None
+        return cast if cast._key_problem() is None else None
+
+    def _key_problem(self) -> str | None:
+        key = self.primary_key_field
+        return None if key is None else empty_problem(getattr(self, key))
 
     def _problems(self, strict: bool = True) -> list[str]:
         """Every problem of the current values; ``strict=False`` checks them as cast."""
@@ -277,6 +319,9 @@ class ListModel(Model, abstract=True):
         super()._coerce()
         for child in self.items:
             child._coerce()
+
+    def _checked_copy(self) -> Self | None:
+        return None  # items are model instances pydantic would not check again: stepwise
 
     def _problems(self, strict: bool = True) -> list[str]:
         problems = super()._problems(strict)

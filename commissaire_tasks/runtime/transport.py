@@ -148,6 +148,11 @@ class ConnectionPool(kombu_connection.ConnectionPool):
         return PooledConnection(self, **dict(info))  # type: ignore[no-untyped-call]
 
 
+#: ``send_task`` option: publish the call without its ``task-sent`` event (the notifier's
+#: deliveries; workers still send received/started/succeeded events for them).
+WITHOUT_SENT_EVENT = "commissaire_without_sent_event"
+
+
 class AMQP(CeleryAMQP):  # type: ignore[misc]
     """Celery's AMQP helper, opening :class:`Connection` s (the app's ``amqp_cls``).
 
@@ -163,6 +168,8 @@ class AMQP(CeleryAMQP):  # type: ignore[misc]
         send = self._create_task_sender()
 
         def send_task_message(producer: Any, name: str, message: Any, **options: Any) -> Any:
+            if options.pop(WITHOUT_SENT_EVENT, False) and isinstance(message, tuple):
+                message = (*message[:3], None)  # no task-sent event: one publish, not two
             if options.get("mandatory") and producer.connection.transport.driver_type == "amqp":
                 try:
                     return send_mandatory(send, producer, name, message, **options)

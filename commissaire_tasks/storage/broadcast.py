@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,6 +43,31 @@ def publish(body: Mapping[str, Any], url: str | None = None) -> None:
 
 
 _publishers: dict[str, redis.Redis] = {}
+
+#: Seconds a storage process trusts its last look at whether anyone listens.
+RECOUNT_S = 0.5
+#: url -> (when looked, someone listened)
+_listening: dict[str, tuple[float, bool]] = {}
+
+
+def someone_listens(url: str | None = None) -> bool:
+    """Whether a broadcast listener is subscribed (``PUBSUB NUMSUB``, asked every 0.5 s at most).
+
+    A listener that just started may miss up to half a second of changes: broadcasts
+    are for caches, best effort, as the module says.
+    """
+    url = url or default_store_url()
+    now = time.monotonic()
+    seen = _listening.get(url)
+    if seen is None or now - seen[0] >= RECOUNT_S:
+        try:
+            counts = dict(_publisher(url).pubsub_numsub(CHANNEL))
+            listens = any(int(n) > 0 for n in counts.values())
+        except redis.RedisError:
+            listens = True  # let publish() try, and log why it cannot
+        seen = (now, listens)
+        _listening[url] = seen
+    return seen[1]
 
 
 def _publisher(url: str) -> redis.Redis:

@@ -13,6 +13,7 @@ from typing import Any
 from kombu.entity import Exchange, Queue
 
 from ..models import Model
+from ..runtime.transport import WITHOUT_SENT_EVENT
 from . import broadcast as broadcasting
 from .subscriptions import Subscription, SubscriptionTable, notification_task_name
 
@@ -26,17 +27,23 @@ class Notifier:
         #: The subscriptions, kept in the default handler.
         self.table = SubscriptionTable(handlers.default.handler, configured)
 
-    def announce(self, cls: type[Model], outcome: Any) -> int:
-        """Send ``outcome`` to every matching subscriber; return how many were sent."""
+    def announce(self, cls: type[Model], outcome: Any, model: Model | None = None) -> int:
+        """Send ``outcome`` to every matching subscriber; return how many were sent.
+
+        The table comes from this process's copy (:meth:`SubscriptionTable.current`);
+        the broadcast is published only while some process listens for it.
+        """
+        record = model if model is not None else cls.trusted(outcome.data)
         body = {
             "event": outcome.event,
             "class": cls.__name__,
-            "model": cls.from_dict(outcome.data).to_dict_safe(),
+            "model": record.to_dict_safe(),
             "revision": outcome.revision,
         }
-        broadcasting.publish(body)
+        if broadcasting.someone_listens():
+            broadcasting.publish(body)
         sent = 0
-        for subscription in self.table.all():
+        for subscription in self.table.current():
             if subscription.matches(cls.__name__, outcome.event):
                 self._send(subscription, cls.__name__, outcome.event, body)
                 sent += 1
@@ -56,6 +63,11 @@ class Notifier:
             exchange="",
             routing_key=subscription.queue,
             ignore_result=True,
+            # One publish per subscriber: no task-sent event, no repr of the body
+            # (Flower still shows the delivery from the worker's events).
+            argsrepr="()",
+            kwargsrepr=f"{{event: {event!r}, class: {model_name!r}}}",
+            **{WITHOUT_SENT_EVENT: True},
         )
 
 

@@ -61,8 +61,9 @@ class StorageService(CommissaireService):
             outcome = entry.handler.save(
                 cls.__name__, str(model.primary_key), model.stored_dict(), _write_id(message, index)
             )
-            self.notifier.announce(cls, outcome)
-            saved.append(self._render(self._complete(cls.from_dict(outcome.data))))
+            stored = cls.trusted(outcome.data)  # checked above, or by the write it replays
+            self.notifier.announce(cls, outcome, stored)
+            saved.append(self._render(self._complete(stored)))
         return saved if isinstance(model_json_data, list) else saved[0]
 
     def on_get(self, message: Message, model_type_name: str, model_json_data: Any) -> Any:
@@ -121,14 +122,11 @@ class StorageService(CommissaireService):
         if not isinstance(data, dict):
             raise InvalidParams(f"{cls.__name__} data must be an object, not {type(data).__name__}")
         try:
-            model = cls.from_dict(data)
+            return cls.checked(data)  # one pass: cast and every rule
         except ValidationError:
             raise
         except Exception as exc:  # noqa: BLE001 - any construction failure is bad input
             raise ValidationError(f"invalid {cls.__name__}: {exc}", [str(exc)]) from exc
-        model._coerce()
-        model._validate()
-        return model
 
     def _identify(self, cls: type[Model], data: Any) -> tuple[str, dict[str, Any]]:
         """The key named by identifying data, plus ``source`` when given (Hosts)."""

@@ -7,7 +7,9 @@ its worker starts; the storage service keeps them in its default handler
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,11 @@ EVENTS = (NOTIFY_EVENT_CREATED, NOTIFY_EVENT_UPDATED, NOTIFY_EVENT_DELETED)
 ANY_MODEL = "*"
 #: The storage service's name: subscriptions are sent to its queue.
 STORAGE_SERVICE = "storage"
+#: Record type (and key) of the table's version: a new one at every change.
+VERSION_TYPE = "_SubscriptionVersion"
+VERSION_KEY = "current"
+#: Seconds a storage process trusts its copy of the table before looking at the version.
+RECHECK_S = 0.5
 #: Record type the storage service keeps subscriptions under.
 SUBSCRIPTION_TYPE = "_Subscription"
 
@@ -83,15 +90,30 @@ def record_model_names() -> list[str]:
 
 
 class SubscriptionTable:
-    """The subscriptions the storage service keeps: stored ones, then configured ones."""
+    """The subscriptions the storage service keeps: stored ones, then configured ones.
 
-    def __init__(self, store: Any, configured: list[Subscription]) -> None:
+    Each storage process keeps a copy (:meth:`current`) and re-reads the table only
+    when its version record changed, looking at that record at most every
+    :data:`RECHECK_S` seconds: a change made in another process is seen within that.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        configured: list[Subscription],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._configured = configured
+        self._clock = clock
+        self._copy: list[Subscription] | None = None
+        self._version: Any = None
+        self._checked_at = 0.0
 
     def subscribe(self, data: Mapping[str, Any]) -> None:
         subscription = Subscription.from_dict(data)
         self._store.save(SUBSCRIPTION_TYPE, subscription.service, subscription.to_dict())
+        self._bump()
 
     def unsubscribe(self, service: str) -> bool:
         """Forget ``service``'s stored subscription; False when it had none.
@@ -108,12 +130,35 @@ class SubscriptionTable:
             self._store.delete(SUBSCRIPTION_TYPE, service)
         except StorageLookupError:
             return False
+        self._bump()
         return True
 
     def all(self) -> list[Subscription]:
+        """The table as stored now (one read of every subscription)."""
         stored = [Subscription.from_dict(r.data) for r in self._store.list(SUBSCRIPTION_TYPE)]
         known = {s.service for s in stored}
         return stored + [s for s in self._configured if s.service not in known]
+
+    def current(self) -> list[Subscription]:
+        """This process's copy: the version record is read at most every RECHECK_S seconds."""
+        now = self._clock()
+        if self._copy is None or now - self._checked_at >= RECHECK_S:
+            version = self._read_version()
+            self._checked_at = now
+            if self._copy is None or version != self._version:
+                self._copy, self._version = self.all(), version
+        return self._copy
+
+    def _bump(self) -> None:
+        """Give the table a new version, so every process re-reads it."""
+        self._store.save(VERSION_TYPE, VERSION_KEY, {"version": uuid.uuid4().hex})
+        self._copy = None
+
+    def _read_version(self) -> Any:
+        try:
+            return self._store.get(VERSION_TYPE, VERSION_KEY).data.get("version")
+        except StorageLookupError:
+            return None
 
 
 def unsubscribe(service: str, bus: Any = None, timeout: float | None = None) -> bool:
