@@ -205,10 +205,7 @@ class Model(BaseModel):
             raise ValidationError(f"invalid {name}: {'; '.join(problems)}", errors=problems)
 
     def _prepare(self) -> None:
-        """Coerce, then validate, as a save does; one error names every bad field.
-
-        Good values take one pydantic pass (cast and rules together); only a problem
-        takes the stepwise path that tells a value that cannot be cast from a rule.
+        """Coerce, then validate, as a save does (one pass unless something is wrong).
 
         Raises:
             CoercionError: a value cannot be cast; ``errors`` also lists the rules
@@ -236,7 +233,7 @@ class Model(BaseModel):
             return None
         return cast if cast._key_problem() is None else None
 
-    def _key_problem(self) -> str | None:
+    def _key_problem(self) -> str | None:  # the key rule pydantic does not check
         key = self.primary_key_field
         return None if key is None else empty_problem(getattr(self, key))
 

@@ -222,8 +222,16 @@ def _install_notify_task(
         _dispatch(service, model_name, event, body, message)
 
     deliver.__name__ = f"{cls.__name__}_notify_{model_name}_{event}"
+    # No result and no task events: a delivery costs the subscriber no publish of its own.
     register_task(
-        app, name, deliver, service=spec.name, method=address, queue=queue, ignore_result=True
+        app,
+        name,
+        deliver,
+        service=spec.name,
+        method=address,
+        queue=queue,
+        ignore_result=True,
+        send_events=False,
     )
 
 
