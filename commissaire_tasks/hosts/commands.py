@@ -146,4 +146,3 @@ def _check_step(file: Path, number: int, step: Any) -> None:
 
 def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
