@@ -31,6 +31,9 @@ FAILURES_BEFORE_UNREACHABLE = 2
 #: Seconds an investigation gets in these tests (facts and bootstrap take a few).
 INVESTIGATION_TIMEOUT_S = 90.0
 
+#: The checkout's root, where `celery -A workers...` runs.
+ROOT_DIR = Path(__file__).resolve().parents[2]
+
 _addresses = itertools.count()
 
 
