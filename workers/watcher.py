@@ -8,13 +8,15 @@
 
 from __future__ import annotations
 
-from commissaire_tasks.config import load_settings, read_config_file
 from commissaire_tasks.hosts.beat import configure_beat
 from commissaire_tasks.hosts.watcher import WatcherService
 from commissaire_tasks.worker import service_app
 
-__all__ = ["WatcherService", "app"]
+__all__ = ["RUNS_BEAT", "WatcherService", "app"]
+
+#: ``commissaire-tasks up`` also starts ``celery -A workers.watcher beat``.
+RUNS_BEAT = True
 
 #: ``celery -A workers.watcher worker`` serves the watcher; ``... beat`` schedules it.
 app = service_app(WatcherService)
-configure_beat(app, read_config_file(load_settings().config_file))
+configure_beat(app)

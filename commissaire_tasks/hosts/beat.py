@@ -15,12 +15,13 @@ from typing import Any
 from celery import Celery
 from celery.beat import Scheduler
 
+from commissaire_tasks.config import load_settings, read_config_file
 from commissaire_tasks.errors import ConfigurationError
 
 from .coordination import RedisLock, coordination_redis
-from .watcher import DEFAULT_INTERVAL_S
+from .watcher import DEFAULT_INTERVAL_S, WatcherService
 
-__all__ = ["LOCK_TTL_S", "LockedScheduler", "configure_beat"]
+__all__ = ["LOCK_TTL_S", "LockedScheduler", "configure_beat", "watch_schedule"]
 
 #: Seconds the beat lock outlives the last tick of a beat that died.
 LOCK_TTL_S = 30.0
@@ -28,15 +29,19 @@ LOCK_TTL_S = 30.0
 MAX_TICK_S = 5.0
 
 
-def configure_beat(app: Celery, config: Mapping[str, Any]) -> None:
-    """Give ``app`` the watcher's schedule and the locked scheduler."""
-    interval = float(config.get("interval_s", DEFAULT_INTERVAL_S))
-    app.conf.beat_schedule = {
-        "watcher.check_all": {"task": "watcher.check_all", "schedule": interval},
-    }
+def configure_beat(app: Celery) -> None:
+    """Make ``celery -A <app> beat`` run the watcher's locked scheduler.
+
+    The schedule itself is read when the beat starts (from the watcher's config
+    file), so importing the app never reads a config file.
+    """
     app.conf.beat_scheduler = f"{__name__}:LockedScheduler"
-    app.conf.beat_max_loop_interval = min(MAX_TICK_S, interval)
-    app.conf.commissaire_hosts_config = dict(config)
+
+
+def watch_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The beat entries: ``watcher.check_all`` every ``interval_s`` seconds."""
+    interval = float(config.get("interval_s", DEFAULT_INTERVAL_S))
+    return {"watcher.check_all": {"task": "watcher.check_all", "schedule": interval}}
 
 
 class LockedScheduler(Scheduler):
@@ -45,7 +50,8 @@ class LockedScheduler(Scheduler):
     lock: RedisLock | None = None
 
     def setup_schedule(self) -> None:
-        config = getattr(self.app.conf, "commissaire_hosts_config", None) or {}
+        config = read_config_file(load_settings().config_file)
+        WatcherService.check_config(config)
         lock = RedisLock(coordination_redis(config), "watcher-beat", LOCK_TTL_S)
         if not lock.acquire():
             raise ConfigurationError(
@@ -54,6 +60,10 @@ class LockedScheduler(Scheduler):
             )
         self.lock = lock
         super().setup_schedule()
+        schedule = watch_schedule(config)
+        self.merge_inplace(schedule)
+        interval = float(schedule["watcher.check_all"]["schedule"])
+        self.max_interval = min(MAX_TICK_S, interval)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if self.lock is not None and not self.lock.refresh():
