@@ -17,6 +17,11 @@ ensure_redis_binary() {
   command -v redis-server >/dev/null || apt_install redis-server
 }
 
+ensure_sshd_binary() {
+  # The host services' tests start their own sshd (tests/hosts/sshd.py).
+  [ -x /usr/sbin/sshd ] || apt_install openssh-server || return 0
+}
+
 ensure_rabbitmq() {
   if ! command -v rabbitmqctl >/dev/null; then
     apt_install rabbitmq-server || return 0
