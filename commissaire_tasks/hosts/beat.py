@@ -44,7 +44,7 @@ def watch_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {"watcher.check_all": {"task": "watcher.check_all", "schedule": interval}}
 
 
-class LockedScheduler(Scheduler):
+class LockedScheduler(Scheduler):  # type: ignore[misc]  # celery.beat has no annotations
     """Celery's in-memory scheduler, run only while it holds the beat lock."""
 
     lock: RedisLock | None = None

@@ -30,7 +30,8 @@ class KnownHosts:
 
     def write_for(self, address: str, path: Path) -> None:
         """Write the lines recorded for ``address`` (none yet: an empty file) to ``path``."""
-        path.write_text(self.client.hget(KNOWN_HOSTS_KEY, address) or "")
+        lines = self.client.hget(KNOWN_HOSTS_KEY, address) or ""
+        path.write_text(lines if isinstance(lines, str) else lines.decode())
 
     def record_from(self, address: str, path: Path) -> None:
         """Keep what ssh learned at first contact; a key recorded before is never replaced."""

@@ -6,6 +6,7 @@ so records, locks and known host keys never mix between tests.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import time
@@ -209,19 +210,25 @@ def assert_key_nowhere(
 
 
 def _everything_in(redis_server: RedisServer) -> str:
+    """Every key and value in Redis, with queued messages' base64 bodies decoded too."""
     client = redis_server.client()
-    values = []
+    values: list[Any] = []
     for key in client.scan_iter(count=1000):
         kind = client.type(key)
         if kind == b"string":
             values.append(client.get(key) or b"")
         elif kind == b"hash":
             values += [f for pair in client.hgetall(key).items() for f in pair]
-        elif kind == b"list":
-            values += client.lrange(key, 0, -1)
-        elif kind == b"set":
-            values += list(client.smembers(key))
-        elif kind == b"zset":
-            values += client.zrange(key, 0, -1)
+        elif kind in (b"list", b"set", b"zset"):
+            members = client.lrange(key, 0, -1) if kind == b"list" else client.zrange(key, 0, -1)
+            members = list(client.smembers(key)) if kind == b"set" else members
+            values += [*members, *(_message_body(m) for m in members)]
         values.append(key)
     return "\n".join(v.decode(errors="replace") for v in values)
+
+
+def _message_body(member: Any) -> bytes:
+    try:
+        return base64.b64decode(json.loads(member)["body"])
+    except (ValueError, KeyError, TypeError):
+        return b""

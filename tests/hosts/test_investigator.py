@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from commissaire_tasks import bus
 from commissaire_tasks.errors import RemoteProcedureCallError
 from commissaire_tasks.hosts.known_hosts import KNOWN_HOSTS_KEY
+from commissaire_tasks.ops.progress import progress_of
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
 
@@ -178,3 +180,42 @@ def test_a_second_investigation_of_a_host_is_refused_while_one_runs(
 
     assert raised.value.exception_type == "InvestigationInProgress"
     wait_for_status(storage, address, DONE)
+
+
+def test_an_investigation_reports_each_step_as_progress_to_its_caller(
+    add_host: AddHost, address: str, storage: StorageClient
+) -> None:
+    add_host(address)
+    wait_for_status(storage, address, DONE)
+
+    result = bus.send("investigator.investigate", address)
+    reported = []
+    deadline = time.monotonic() + 90
+    while not result.ready() and time.monotonic() < deadline:
+        progress = progress_of(result)
+        if progress and (not reported or reported[-1] != progress["info"]):
+            reported.append(progress["info"])
+        time.sleep(0.05)
+
+    assert result.get(timeout=5)["status"] == "disassociated"
+    assert reported[:2] == ["read credentials", "gather facts"] or reported[:1] == ["gather facts"]
+    assert "bootstrap" in reported
+
+
+def test_a_host_created_while_the_investigator_is_down_is_investigated_when_it_starts(
+    add_host: AddHost,
+    address: str,
+    storage: StorageClient,
+    host_workers: dict[str, WorkerProcess],
+) -> None:
+    services = host_workers["services"]
+    services.stop()
+    try:
+        add_host(address)
+        assert storage.get_host(address).status == ""
+    finally:
+        services.start()
+
+    host, _ = wait_for_status(storage, address, DONE)
+
+    assert host.status == "disassociated", host.reason
