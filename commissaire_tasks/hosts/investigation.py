@@ -146,7 +146,11 @@ class Investigation:
         host = self.records.update(address, status="disassociated", reason={})
         if cluster is not None and cluster.container_manager:
             self._step(address, progress, 3)
-            if self.register(host, cluster):
+            try:
+                registered = self.register(host, cluster)
+            except Exception as exc:  # noqa: BLE001 - any failure of the manager's call
+                raise _Failed("register", None, f"{type(exc).__name__}: {exc}") from exc
+            if registered:
                 host = self.records.update(address, status="active")
         return host
 

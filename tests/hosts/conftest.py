@@ -220,11 +220,18 @@ def _everything_in(redis_server: RedisServer) -> str:
         elif kind == b"hash":
             values += [f for pair in client.hgetall(key).items() for f in pair]
         elif kind in (b"list", b"set", b"zset"):
-            members = client.lrange(key, 0, -1) if kind == b"list" else client.zrange(key, 0, -1)
-            members = list(client.smembers(key)) if kind == b"set" else members
+            members = _members(client, key, kind)
             values += [*members, *(_message_body(m) for m in members)]
         values.append(key)
     return "\n".join(v.decode(errors="replace") for v in values)
+
+
+def _members(client: Any, key: bytes, kind: bytes) -> list[Any]:
+    if kind == b"list":
+        return list(client.lrange(key, 0, -1))
+    if kind == b"set":
+        return list(client.smembers(key))
+    return list(client.zrange(key, 0, -1))
 
 
 def _message_body(member: Any) -> bytes:
