@@ -1,7 +1,9 @@
-"""The host tests' setup: one sshd, one storage worker and one host-services worker per session.
+"""The host tests' setup: one sshd, one storage worker and one host-services worker.
 
-Each test takes a host address of its own (``127.0.0.N:port`` on the shared sshd),
-so records, locks and known host keys never mix between tests.
+They live as long as the tests of this package (package scope), so the investigator
+is unsubscribed before other tests create hosts. Each test takes a host address of
+its own (``127.0.0.N:port`` on the shared sshd), so records, locks and known host
+keys never mix between tests.
 """
 
 from __future__ import annotations
@@ -38,20 +40,20 @@ ROOT_DIR = Path(__file__).resolve().parents[2]
 _addresses = itertools.count()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sshd() -> Iterator[SSHServer]:
     server = SSHServer().start()
     yield server
     server.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the test command set's steps write, one folder per host address."""
     return tmp_path_factory.mktemp("bootstrap-out")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def command_sets_dir(tmp_path_factory: pytest.TempPathFactory, out_dir: Path) -> Path:
     """A debian command set whose steps are harmless and observable, and one that can fail."""
     folder = tmp_path_factory.mktemp("command-sets")
@@ -74,7 +76,7 @@ def command_sets_dir(tmp_path_factory: pytest.TempPathFactory, out_dir: Path) ->
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hosts_config(tmp_path_factory: pytest.TempPathFactory, command_sets_dir: Path) -> Path:
     config = {
         "command_sets_dir": str(command_sets_dir),
@@ -89,7 +91,7 @@ def hosts_config(tmp_path_factory: pytest.TempPathFactory, command_sets_dir: Pat
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def host_workers(
     redis_server: RedisServer, hosts_config: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, WorkerProcess]]:
