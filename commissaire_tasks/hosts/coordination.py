@@ -8,6 +8,8 @@ when it is Redis.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +19,8 @@ import redis
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import ConfigurationError
 
+from .keys import process_gone
+
 __all__ = ["RedisLock", "coordination_redis"]
 
 #: Prefix of every key the host services write.
@@ -24,6 +28,12 @@ KEY_PREFIX = "commissaire:hosts:"
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+_TAKE_OVER = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) and 1 or 0
+end
 return 0
 """
 _REFRESH = """
@@ -61,11 +71,17 @@ class RedisLock:
         self.client = client
         self.key = f"{KEY_PREFIX}lock:{name}"
         self.ttl_ms = max(1, int(ttl_s * 1000))
-        self.token = uuid.uuid4().hex
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
 
     def acquire(self) -> bool:
-        """Take it if nobody holds it; True when taken."""
-        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        """Take it if nobody holds it, or if its holder was a process of this machine
+        that died (a killed pool process whose call is run again); True when taken."""
+        if self.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
+            return True
+        holder = self.client.get(self.key)
+        if not isinstance(holder, str) or not _dead_here(holder):
+            return False
+        return bool(self.client.eval(_TAKE_OVER, 1, self.key, holder, self.token, self.ttl_ms))
 
     def refresh(self) -> bool:
         """Extend it by its ttl; False when it was lost (expired, or taken by another)."""
@@ -78,3 +94,10 @@ class RedisLock:
     def holder_ttl_s(self) -> float:
         """Seconds left on the lock, whoever holds it (0 when free)."""
         return max(0.0, float(self.client.pttl(self.key)) / 1000)
+
+
+def _dead_here(token: str) -> bool:
+    """True when ``token`` names a process of this machine that no longer runs."""
+    host, _, rest = token.partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and process_gone(int(pid))

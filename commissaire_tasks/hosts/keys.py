@@ -19,7 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["BadKeyError", "key_base", "private_folder", "remove_leftovers", "write_key"]
+__all__ = [
+    "BadKeyError",
+    "key_base",
+    "private_folder",
+    "process_gone",
+    "remove_leftovers",
+    "write_key",
+]
 
 #: File name of the private key inside a run folder.
 KEY_FILE = "id_key"
@@ -88,12 +95,19 @@ def _pid_of(name: str) -> int | None:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+    return pid == os.getpid() or not process_gone(pid)
+
+
+def process_gone(pid: int) -> bool:
+    """True when no process ``pid`` runs on this machine (a zombie counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except PermissionError:
         return True
-    return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from commissaire_tasks import bus
 from commissaire_tasks.errors import RemoteProcedureCallError
+from commissaire_tasks.hosts.keys import key_base
 from commissaire_tasks.hosts.known_hosts import KNOWN_HOSTS_KEY
 from commissaire_tasks.ops.progress import progress_of
 from commissaire_tasks.storage.client import StorageClient
@@ -214,3 +216,20 @@ def test_a_host_created_while_the_investigator_is_down_is_investigated_when_it_s
     host, _ = wait_for_status(storage, address, DONE)
 
     assert host.status == "disassociated", host.reason
+
+
+def test_a_process_killed_mid_investigation_leaves_no_key_and_the_host_is_investigated_again(
+    add_host: AddHost, address: str, storage: StorageClient
+) -> None:
+    add_host(address)
+    deadline = time.monotonic() + 30
+    while not (folders := list(key_base().glob("run-*"))):
+        assert time.monotonic() < deadline, "no investigation started"
+        time.sleep(0.02)
+    (folder,) = folders
+    os.kill(int(folder.name.split("-")[1]), signal.SIGKILL)  # the pool process running it
+
+    host, _ = wait_for_status(storage, address, DONE)
+
+    assert host.status == "disassociated", host.reason  # the requeued call took the dead lock
+    assert not folder.exists()  # removed by the next run, as a leftover of a dead process
