@@ -22,10 +22,14 @@ from celery.app.amqp import AMQP as CeleryAMQP
 from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
 
+from ._restore import RestoringQoS
+
 
 class Channel(kombu_redis.Channel):
     """Reuses one client per connection pool (pools are replaced after a fork)."""
 
+    #: Retries a restore that failed while Redis was down (see :mod:`._restore`).
+    QoS = RestoringQoS
     _reused_client: Any = None
 
     @contextmanager
