@@ -9,11 +9,13 @@ count. Each test prints its figures (run with ``-s`` to see them).
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -21,6 +23,7 @@ import redis
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
+from commissaire_tasks.errors import BrokerUnavailable
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
 pytestmark = pytest.mark.reliability
@@ -89,7 +92,7 @@ def figures(name: str, sent: int, tokens: list[int], **extra: float) -> dict[str
     counts = Counter(tokens)
     result: dict[str, float] = {
         "sent": sent,
-        "completed": sum(1 for t in range(sent) if t in counts),
+        "completed": len(counts),
         "duplicated": sum(n - 1 for n in counts.values() if n > 1),
         **extra,
     }
@@ -137,3 +140,108 @@ def test_a_redis_restart_under_load_leaves_no_call_waiting_for_the_visibility_ti
     for token, count in Counter(tokens).items():
         if count > 1:
             assert done_at_stop - 2 <= first_runs[token] < done_at_start + 2, (token, tokens)
+
+
+class Waiter(threading.Thread):
+    """Runs ``wait()`` in a thread; keeps what it returned or raised and when."""
+
+    def __init__(self, wait: Callable[[], Any]) -> None:
+        super().__init__(daemon=True)
+        self.wait = wait
+        self.outcome: Any = None
+        self.ended_at: float | None = None
+
+    def run(self) -> None:
+        try:
+            self.outcome = self.wait()
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            self.outcome = exc
+        self.ended_at = time.monotonic()
+
+
+def test_callers_blocked_across_a_redis_restart_receive_every_result(
+    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    key, run = ledger.routing_key, ledger.run
+    with ledger.worker(concurrency=2):
+        ledger.bus.call(key, run, 999, 0.0, timeout=20)  # the result consumer is subscribed
+        sent = [ledger.send(token, seconds=0.2) for token in range(10)]
+        waiters = [
+            Waiter(lambda: [r.get(timeout=45) for r in sent]),
+            Waiter(lambda: ledger.bus.call(key, run, 100, 1.0, timeout=45)),
+            Waiter(lambda: ledger.bus.call_many(key, [[run, t, 0.2] for t in range(200, 210)], 45)),
+        ]
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(0.5)  # every waiter is blocked in the result consumer
+        aof_redis.stop()
+        time.sleep(2)
+        aof_redis.start()
+        restarted = time.monotonic()
+        for waiter in waiters:
+            waiter.join(60)
+    seconds = max((w.ended_at or time.monotonic()) - restarted for w in waiters)
+    received = [*(waiters[0].outcome or []), waiters[1].outcome, *(waiters[2].outcome or [])]
+    figures(
+        "callers blocked across a restart",
+        21,
+        [t for t in received if isinstance(t, int)],
+        seconds_after_restart=round(seconds, 2),
+    )
+    assert waiters[0].outcome == list(range(10))
+    assert waiters[1].outcome == 100
+    assert waiters[2].outcome == list(range(200, 210))
+    assert seconds < BOUND_S
+
+
+def test_a_caller_whose_timeout_ends_in_the_outage_gets_broker_unavailable_in_time(
+    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    with ledger.worker(concurrency=1):
+        ledger.bus.call(ledger.routing_key, ledger.run, 999, 0.0, timeout=20)
+        waiter = Waiter(lambda: ledger.send(1, seconds=2.0).get(timeout=4))
+        waiter.start()
+        time.sleep(0.5)
+        aof_redis.stop()
+        stopped = time.monotonic()
+        waiter.join(30)
+        waited = (waiter.ended_at or time.monotonic()) - stopped
+        aof_redis.start()
+    print(
+        f"\n[outages] timeout in the outage: {type(waiter.outcome).__name__} after {waited:.2f} s"
+    )
+    assert isinstance(waiter.outcome, BrokerUnavailable), repr(waiter.outcome)
+    assert waited < 3.5 + 2.0  # its 4 s timeout (0.5 s of it spent before the stop), plus margin
+
+
+def test_a_result_stored_while_its_caller_reconnects_still_reaches_the_caller(
+    aof_redis: RedisServer,
+) -> None:
+    app = create_app(load_settings().replace(broker_url=aof_redis.url), services=())
+    call_id = str(uuid.uuid4())
+    result = app.AsyncResult(call_id)
+    backend = result.backend  # (each thread has its own: this is the waiter's)
+    waiter = Waiter(lambda: result.get(timeout=25))
+    waiter.start()
+    time.sleep(0.5)  # the caller is subscribed to the call's result
+    aof_redis.stop()
+    client = backend.client
+    read = client.mget
+    stored: list[bool] = []
+
+    def read_then_store(*args: Any, **kwargs: Any) -> Any:
+        """The reconnect's read of the subscribed results; the result lands just after it."""
+        values = read(*args, **kwargs)
+        if not stored:
+            stored.append(True)
+            backend.store_result(call_id, 42, "SUCCESS")
+        return values
+
+    client.mget = read_then_store
+    time.sleep(1)
+    aof_redis.start()
+    waiter.join(30)
+    assert stored, repr(waiter.outcome)
+    assert waiter.outcome == 42
