@@ -16,24 +16,33 @@ does nothing once the message is gone from ``unacked`` (acknowledged, or
 restored already), whereas a short visibility timeout would hand every long
 call to a second worker while the first still runs it.
 
-A message still running in this worker is left for a later sweep (its own
-acknowledgement may remove it); a call whose acknowledgement was lost in the
-outage runs again, as the README's guarantees allow. Tags remembered by a
-process that exits before Redis returns still wait for the visibility timeout.
+A message still running in this worker is left for a later sweep. When it
+ends, its acknowledgement reaches the old, closed channel, which kombu cannot
+send through (the worker died of it: ``AttributeError`` in ``_connparams``):
+here it goes through this process's live channel to the same broker instead, and
+the message is forgotten. A call whose acknowledgement was lost in the outage,
+or whose message was restored before it ended, runs again, as the README's
+guarantees allow. Tags remembered by a process that exits before Redis returns
+still wait for the visibility timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 logger = logging.getLogger(__name__)
 
 #: broker (URL without password, unacked hash) -> delivery tag -> kombu message
 _unrestored: dict[str, dict[str, Any]] = {}
+#: broker -> the QoS of this process's newest channel to it
+_newest: dict[str, weakref.ref[RestoringQoS]] = {}
 _lock = threading.Lock()
 
 
@@ -48,6 +57,12 @@ def take(broker: str) -> dict[str, Any]:
     """Remove and return the messages remembered for ``broker``."""
     with _lock:
         return _unrestored.pop(broker, {})
+
+
+def take_one(broker: str, tag: str) -> Any:
+    """Remove and return the message remembered under ``tag``, or None."""
+    with _lock:
+        return _unrestored.get(broker, {}).pop(tag, None)
 
 
 def pending(broker: str | None = None) -> int:
@@ -76,6 +91,42 @@ class RestoringQoS(kombu_redis.QoS):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.broker = broker_of(self.channel)
+        with _lock:
+            _newest[self.broker] = weakref.ref(self)
+
+    def attached(self) -> bool:
+        """Whether this channel still belongs to an open connection."""
+        transport = self.channel.connection
+        return transport is not None and transport.client is not None
+
+    def ack(self, delivery_tag: str) -> None:
+        if self.attached():
+            return super().ack(delivery_tag)  # type: ignore[no-any-return]
+        self._settle_detached(delivery_tag)
+        return virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-any-return]
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if self.attached():
+            return super().reject(delivery_tag, requeue)  # type: ignore[no-any-return]
+        if not requeue:  # (a requeued one stays remembered: the restore requeues it)
+            self._settle_detached(delivery_tag)
+        return virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-any-return]
+
+    def _settle_detached(self, tag: str) -> None:
+        """Acknowledge, through a live channel, a message taken by this closed one."""
+        message = take_one(self.broker, tag)
+        if message is None:
+            return  # restored already: it runs again (or it was never left behind)
+        with _lock:
+            newest = _newest.get(self.broker)
+        live = newest() if newest is not None else None
+        try:
+            if live is None or not live.attached():
+                raise RedisConnectionError("no open connection to the broker yet")
+            live._remove_from_indices(tag).execute()
+        except live_errors(live):
+            remember(self.broker, {tag: message})
+            raise
 
     def restore_unacked(self, client: Any = None) -> None:
         """Restore every unacknowledged message; remember those Redis was not there for."""
@@ -112,6 +163,8 @@ class RestoringQoS(kombu_redis.QoS):  # type: ignore[misc]
     def _restore_each(self, messages: dict[str, Any], client: Any) -> dict[str, Any]:
         """Restore ``messages`` by tag; return those left when Redis stopped answering."""
         tags = list(messages)
+        if not self.attached():
+            return messages  # this channel's connection was closed: another channel will
         done = 0
         try:
             with self.channel.conn_or_acquire(client) as conn:
@@ -121,6 +174,12 @@ class RestoringQoS(kombu_redis.QoS):  # type: ignore[misc]
         except self.channel.connection_errors:
             return {tag: messages[tag] for tag in tags[done:]}
         return {}
+
+
+def live_errors(qos: RestoringQoS | None) -> tuple[type[BaseException], ...]:
+    """The errors meaning Redis cannot be reached (kombu's list, or redis-py's own)."""
+    errors = getattr(getattr(qos, "channel", None), "connection_errors", ())
+    return (RedisConnectionError, *errors)
 
 
 def _task_id(message: Any) -> str | None:

@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 import redis
 
+from commissaire_tasks import models
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
-from commissaire_tasks.errors import BrokerUnavailable
+from commissaire_tasks.errors import BrokerUnavailable, StorageLookupError
+from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
 pytestmark = pytest.mark.reliability
@@ -159,6 +161,30 @@ class Waiter(threading.Thread):
         self.ended_at = time.monotonic()
 
 
+def test_a_call_running_across_a_redis_restart_runs_once_and_its_worker_keeps_serving(
+    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    with ledger.worker(concurrency=1) as worker:
+        long_call = ledger.send(0, seconds=10.0)  # ends after the worker has reconnected
+        inspect = ledger.bus.app.control.inspect(destination=[worker.hostname], timeout=1)
+        wait = time.monotonic() + 10
+        while not (inspect.active() or {}).get(worker.hostname) and time.monotonic() < wait:
+            time.sleep(0.1)
+        aof_redis.stop()
+        time.sleep(2)
+        aof_redis.start()
+        assert long_call.get(timeout=40) == 0
+        assert ledger.bus.call(ledger.routing_key, ledger.run, 1, 0.0, timeout=20) == 1
+        time.sleep(6)  # past a restore sweep: a second run of token 0 would show now
+        alive = worker.process is not None and worker.process.poll() is None
+        log = worker.log()
+    result = figures("call running across a restart", 2, ledger.tokens())
+    assert alive, log[-3000:]
+    assert "Unrecoverable error" not in log, log[-3000:]
+    assert result["duplicated"] == 0
+
+
 def test_callers_blocked_across_a_redis_restart_receive_every_result(
     aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -245,3 +271,75 @@ def test_a_result_stored_while_its_caller_reconnects_still_reaches_the_caller(
     waiter.join(30)
     assert stored, repr(waiter.outcome)
     assert waiter.outcome == 42
+
+
+def test_storage_notifications_sent_around_a_redis_restart_all_reach_the_subscriber(
+    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    url = aof_redis.url
+    record_url = redis_server.url.rsplit("/", 1)[0] + "/10"
+    record = redis.Redis.from_url(record_url)
+    storage = WorkerProcess(broker_url=url, app="workers.storage", concurrency=2, log_dir=tmp_path)
+    watch = WorkerProcess(
+        broker_url=url,
+        queues=["watch"],
+        log_dir=tmp_path,
+        env={"COMMISSAIRE_SERVICES": "tests.subscribers", "TEST_RECORD_URL": record_url},
+    )
+    client = StorageClient(Bus(create_app(load_settings().replace(broker_url=url))), timeout=20)
+
+    def deliveries(host: models.Host) -> list[list[str]]:
+        entries = record.lrange(f"deliveries:Host:{host.address}", 0, -1)
+        return [entry.decode().split() for entry in entries]
+
+    def wait_until(condition: Callable[[], bool], timeout_s: float) -> float:
+        started = time.monotonic()
+        while not condition() and time.monotonic() - started < timeout_s:
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    hosts = [models.Host.new(address=f"o-{uuid.uuid4().hex[:8]}") for _ in range(40)]
+    with storage, watch:
+        probe = client.save(models.Host.new(address=f"probe-{uuid.uuid4().hex[:8]}"))
+        assert wait_until(lambda: bool(deliveries(probe)), 20) < 20  # the subscription is in
+        saving = Waiter(lambda: [_save_or_error(client, host) for host in hosts])
+        saving.start()
+        wait_until(lambda: len(record.keys("deliveries:Host:o-*")) >= 10, 20)
+        aof_redis.stop()
+        time.sleep(2)
+        aof_redis.start()
+        restarted = time.monotonic()
+        saving.join(60)
+        stored = [h for h in hosts if _exists(client, h)]
+        wait_until(lambda: all(deliveries(h) for h in stored), BOUND_S)
+        seconds = time.monotonic() - restarted
+        time.sleep(1)  # let a late duplicate show itself
+        log = watch.log()
+    outcomes = Counter(type(o).__name__ for o in saving.outcome)
+    found = {h.address: deliveries(h) for h in stored}
+    figures(
+        "storage notifications across a restart",
+        len(stored),
+        [i for i, h in enumerate(stored) for _ in found[h.address]],
+        attempted=len(hosts),
+        seconds_after_restart=round(seconds, 2),
+    )
+    print(f"[outages] save outcomes: {dict(outcomes)}")
+    assert all(found[h.address] for h in stored), log[-3000:]
+    for entries in found.values():  # a duplicate is the same change again: the gate drops it
+        assert {(e[0], e[1], e[2]) for e in entries} == {("watch", "created", "1")}
+
+
+def _save_or_error(client: StorageClient, host: models.Host) -> Any:
+    try:
+        return client.save(host)
+    except Exception as exc:  # noqa: BLE001 - counted by the test
+        return exc
+
+
+def _exists(client: StorageClient, host: models.Host) -> bool:
+    try:
+        client.get(host)
+    except StorageLookupError:
+        return False
+    return True
