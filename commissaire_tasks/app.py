@@ -123,7 +123,7 @@ class _ServiceInstaller:
 
 def host_queue(app: CommissaireCelery, queue: QueueSpec) -> None:
     """Make ``queue`` one that a worker of ``app`` consumes by default."""
-    kombu_queue = queue.to_kombu(app.settings.exchange)
+    kombu_queue = queue.to_kombu(app.settings.exchange, app.settings.queue_type)
     amqp = app.__dict__.get("amqp")
     if amqp is not None and "queues" in amqp.__dict__:  # already built from task_queues
         amqp.queues.add(kombu_queue)
@@ -153,7 +153,9 @@ def create_app(
     app.settings = settings
     app.service_queues = {}
     app.router = Router(QueueSpec.from_kwargs(q) for q in settings.queues)
-    app.conf.task_queues = [spec.to_kombu(settings.exchange) for spec in _configured(settings)]
+    app.conf.task_queues = [
+        spec.to_kombu(settings.exchange, settings.queue_type) for spec in _configured(settings)
+    ]
     app.conf.task_routes = (_route_for(app),)
     startup.install(app)
     install_logging(app)
@@ -176,7 +178,7 @@ def _route_for(app: CommissaireCelery) -> Any:
         # no binding lookup per call, and a message restored after a crash finds its
         # queue again (kombu's Redis transport can lose topic-routed restores).
         return {
-            "queue": spec.to_kombu(app.settings.exchange),
+            "queue": spec.to_kombu(app.settings.exchange, app.settings.queue_type),
             "exchange": "",
             "routing_key": spec.name,
         }
