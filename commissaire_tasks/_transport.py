@@ -48,11 +48,23 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
+class SentinelChannel(kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel, with the restore retried once Redis is back."""
+
+    QoS = RestoringQoS
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
 class Connection(kombu_connection.Connection):
     """A kombu connection that uses :class:`Transport` where kombu's Redis one was chosen."""
 
     def get_transport_cls(self) -> type[Any]:
         transport_cls = super().get_transport_cls()  # type: ignore[no-untyped-call]
+        if transport_cls is kombu_redis.SentinelTransport:
+            return SentinelTransport
         return Transport if transport_cls is kombu_redis.Transport else transport_cls
 
     def Pool(self, limit: int | None = None, **kwargs: Any) -> ConnectionPool:  # noqa: N802

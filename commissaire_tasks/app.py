@@ -40,6 +40,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
     }
+    results = {"visibility_timeout": settings.visibility_timeout_s}
+    if settings.sentinel_master:  # Redis Sentinel: the master's name, for broker and results
+        transport["master_name"] = results["master_name"] = settings.sentinel_master
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.backend_url,
@@ -54,7 +57,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 4,
         "broker_transport_options": transport,
-        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "result_backend_transport_options": results,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "redis_socket_connect_timeout": 5,

@@ -33,6 +33,8 @@ ENV_SERVICES = "COMMISSAIRE_SERVICES"
 ENV_TASK_EVENTS = "COMMISSAIRE_TASK_EVENTS"
 #: RabbitMQ type of the service queues: ``classic`` or ``quorum`` (replicated in a cluster).
 ENV_QUEUE_TYPE = "COMMISSAIRE_QUEUE_TYPE"
+#: The Redis master's name, for a ``sentinel://`` broker URL (broker, results and store).
+ENV_SENTINEL_MASTER = "COMMISSAIRE_SENTINEL_MASTER"
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_EXCHANGE = "commissaire"
@@ -68,6 +70,8 @@ class Settings:
         queue_type: RabbitMQ type of the service queues (``x-queue-type``):
             ``classic``, or ``quorum`` to keep them across the loss of a
             cluster node. A queue's type is fixed when RabbitMQ first declares it.
+        sentinel_master: The master's name when the broker URL is
+            ``sentinel://host:port;sentinel://host2:port`` (Redis Sentinel).
     """
 
     broker_url: str = DEFAULT_BROKER_URL
@@ -81,13 +85,14 @@ class Settings:
     result_expires_s: int = DEFAULT_RESULT_EXPIRES_S
     task_events: bool = True
     queue_type: str = "classic"
+    sentinel_master: str | None = None
 
     @property
     def backend_url(self) -> str:
         """The result backend actually used."""
         if self.result_backend:
             return self.result_backend
-        if self.broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+        if self.broker_url.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
             return self.broker_url
         return "rpc://"
 
@@ -113,7 +118,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         result_expires_s=_number(env, ENV_RESULT_EXPIRES, DEFAULT_RESULT_EXPIRES_S, int),
         task_events=_switch(env, ENV_TASK_EVENTS, default=True),
         queue_type=_queue_type(env.get(ENV_QUEUE_TYPE)),
+        sentinel_master=_sentinel_master(env),
     )
+
+
+def _sentinel_master(env: Mapping[str, str]) -> str | None:
+    master = env.get(ENV_SENTINEL_MASTER, "").strip() or None
+    if master is None and (env.get(ENV_BROKER_URL) or "").startswith("sentinel://"):
+        raise ConfigurationError(f"a sentinel:// broker URL needs {ENV_SENTINEL_MASTER}")
+    return master
 
 
 def _queue_type(raw: str | None) -> str:
