@@ -215,3 +215,27 @@ def test_the_master_name_reaches_the_broker_and_the_result_backend() -> None:
     assert config["result_backend"] == settings.broker_url
     assert config["broker_transport_options"]["master_name"] == MASTER
     assert config["result_backend_transport_options"]["master_name"] == MASTER
+
+
+def test_records_saved_across_a_failover_are_all_on_the_new_master(
+    sentinels: SentinelSetup,
+) -> None:
+    options = {"url": sentinels.url, "master_name": MASTER, "prefix": f"fo{uuid.uuid4().hex[:6]}"}
+    handler = RedisStoreHandler(RedisStoreHandler.check_config(options))
+    saved, failed = [], []
+    assert sentinels.master.process is not None
+    for index in range(60):
+        if index == 20:
+            sentinels.master.process.kill()  # the master crashes mid-load
+        key = f"h{index}"
+        try:
+            handler.save("Host", key, {"address": key})
+            saved.append(key)
+        except redis.RedisError:
+            failed.append(key)
+    readable = [key for key in saved if handler.get("Host", key).data["address"] == key]
+    figures = {"saved": len(saved), "failed": len(failed), "readable_after": len(readable)}
+    print(f"\n[outages] store records across a sentinel failover: {json.dumps(figures)}")
+    assert sentinels.master_port() == sentinels.replica.port
+    assert readable == saved
+    assert len(saved) >= 20
