@@ -36,6 +36,7 @@ from .._tasks import ServiceTask, instances
 from ..errors import InternalError, InvalidParams, StorageLookupError, ValidationError
 from ..message import Message
 from ..models import ListModel, Model, model_class, model_types
+from ..routing import queue_arguments
 from . import broadcast as broadcasting
 
 logger = logging.getLogger(__name__)
@@ -364,7 +365,11 @@ class Notifier:
     ) -> None:
         app = self._bus.app
         queue = Queue(
-            subscription.queue, Exchange(""), routing_key=subscription.queue, durable=True
+            subscription.queue,
+            Exchange(""),
+            routing_key=subscription.queue,
+            durable=True,
+            queue_arguments=queue_arguments(app.settings.queue_type),  # as its worker declares it
         )
         app.send_task(
             notification_task_name(subscription.service, model_name, event),
