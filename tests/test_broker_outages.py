@@ -27,6 +27,7 @@ from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import BrokerUnavailable, StorageLookupError
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import RedisServer, WorkerProcess
+from tests.ledger import done_tokens
 
 pytestmark = pytest.mark.reliability
 
@@ -59,7 +60,6 @@ class Ledger:
             broker_url=self.url, queues=(self.queue,), visibility_timeout_s=VISIBILITY_S
         )
         self.bus = Bus(create_app(settings))
-        self.key = f"ledger:{self.run}"
 
     def worker(self, concurrency: int = 2) -> WorkerProcess:
         return WorkerProcess(
@@ -78,7 +78,7 @@ class Ledger:
         return self.bus.send(self.routing_key, self.run, token, seconds)
 
     def tokens(self) -> list[int]:
-        return [int(t) for t in self.record.lrange(self.key, 0, -1)]
+        return done_tokens(self.record, self.run)
 
     def wait_for_all(self, sent: int, timeout_s: float) -> float:
         """Seconds until every token below ``sent`` was recorded (or the timeout)."""

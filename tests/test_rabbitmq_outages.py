@@ -27,6 +27,7 @@ from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
+from tests.ledger import done_tokens
 
 pytestmark = pytest.mark.reliability
 
@@ -157,7 +158,7 @@ class Ledger:
         return self.bus.send(f"ledger_{self.run}.work", self.run, token, seconds)
 
     def tokens(self) -> list[int]:
-        return [int(t) for t in self.record.lrange(f"ledger:{self.run}", 0, -1)]
+        return done_tokens(self.record, self.run)
 
 
 def test_service_queues_are_quorum_queues_when_configured_and_calls_work(

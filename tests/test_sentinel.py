@@ -27,6 +27,7 @@ from commissaire_tasks.errors import ConfigurationError
 from commissaire_tasks.storage.handlers.redis import RedisStoreHandler
 from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
 from commissaire_tasks.testing.servers import redis_server_binary
+from tests.ledger import done_tokens
 
 pytestmark = pytest.mark.reliability
 
@@ -166,7 +167,7 @@ def test_a_failover_under_load_loses_no_call_and_every_caller_gets_its_result(
         promoted = wait_until(lambda: sentinels.master_port() != old_master, 30, "a failover")
 
         def tokens() -> list[int]:
-            return [int(t) for t in record.lrange(f"ledger:{run}", 0, -1)]
+            return done_tokens(record, run)
 
         def all_done() -> bool:
             return set(range(sent)) <= set(tokens())
