@@ -33,6 +33,7 @@ from kombu.entity import Exchange, Queue
 from .. import _startup
 from .._registry import ServiceSpec
 from .._tasks import ServiceTask, instances
+from ..bridge.legacy_notifications import legacy_publisher
 from ..errors import InternalError, InvalidParams, StorageLookupError, ValidationError
 from ..message import Message
 from ..models import ListModel, Model, model_class, model_types
@@ -311,6 +312,7 @@ class Notifier:
         self._store = handlers.default.handler
         self._bus = bus
         self._configured = [Subscription.from_dict(s) for s in config.get("subscribers", [])]
+        self._legacy = legacy_publisher(config, bus)
 
     def subscribe(self, data: Mapping[str, Any]) -> None:
         subscription = Subscription.from_dict(data)
@@ -347,6 +349,7 @@ class Notifier:
             "revision": outcome.revision,
         }
         broadcasting.publish(body)
+        self._legacy.publish(body)
         sent = 0
         for subscription in self.subscriptions():
             if subscription.matches(cls.__name__, outcome.event):
@@ -357,11 +360,8 @@ class Notifier:
     def _send(
         self, subscription: Subscription, model_name: str, event: str, body: dict[str, Any]
     ) -> None:
-        app = self._bus.app
-        queue = Queue(
-            subscription.queue, Exchange(""), routing_key=subscription.queue, durable=True
-        )
-        app.send_task(
+        queue = Queue(subscription.queue, Exchange(""), subscription.queue, durable=True)
+        self._bus.app.send_task(
             notification_task_name(subscription.service, model_name, event),
             kwargs=body,
             queue=queue,
