@@ -19,7 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kombu import Exchange, Queue, binding
+from kombu.entity import Exchange, Queue, binding
 from kombu.mixins import ConsumerMixin
 
 from ..app import create_app
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 NOTIFICATION_PREFIX = "notify."
 
 
-class Bridge(ConsumerMixin):  # type: ignore[misc]
+class Bridge(ConsumerMixin):
     """Consumes original-protocol requests and answers them; :meth:`run` until :meth:`stop`.
 
     Args:

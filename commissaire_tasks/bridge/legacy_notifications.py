@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from kombu import Exchange
+from kombu.entity import Exchange
 
 from ..models import model_class
 from .settings import ENV_BRIDGE_EXCHANGE, ENV_LEGACY_NOTIFICATIONS, switch

@@ -41,7 +41,7 @@ def run_bridge(settings: BridgeSettings, loglevel: str = "INFO") -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        bridge.run()
+        bridge.run()  # type: ignore[no-untyped-call]
     finally:
         bridge.stop()
         logger.info("Bridge stopped")
