@@ -11,12 +11,13 @@ so ``.get()`` raises ``NotImplementedError`` for a ``NotImplementedError`` and a
 from __future__ import annotations
 
 import contextlib
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from celery import states
 from celery.backends.base import Backend
 from celery.backends.redis import RedisBackend
+from celery.backends.redis import ResultConsumer as RedisResultConsumer
 from celery.exceptions import BackendStoreError, NotRegistered, TimeLimitExceeded, WorkerLostError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
@@ -133,6 +134,22 @@ class OneTripRedisStore:
         _STORE_SCRIPT(keys=[key], args=[value, expires], client=self.client)  # type: ignore[attr-defined]
 
 
+#: Reconnects (about one a second) a caller tries before it gives up subscribing to a
+#: call's result; Celery's 20 would make a call to a stopped Redis wait about 20 s.
+SUBSCRIBE_RETRIES = 3
+
+
+class QuickResultConsumer(RedisResultConsumer):  # type: ignore[misc]
+    """Celery's Redis result consumer that gives up after :data:`SUBSCRIBE_RETRIES`.
+
+    Only subscribing waits less: storing results keeps the backend's own retries.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ensure = partial(self.backend.ensure, max_retries=SUBSCRIBE_RETRIES)
+
+
 @cache
 def with_jsonrpc_failures(backend_cls: type[Backend]) -> type[Backend]:
     """``backend_cls`` with :class:`JsonRpcFailures` mixed in (one class per backend type).
@@ -140,9 +157,11 @@ def with_jsonrpc_failures(backend_cls: type[Backend]) -> type[Backend]:
     A Redis backend also gets :class:`OneTripRedisStore`.
     """
     mixins: tuple[type, ...] = (JsonRpcFailures,)
+    attributes: dict[str, Any] = {}
     if issubclass(backend_cls, RedisBackend):
         mixins += (OneTripRedisStore,)
-    return type(backend_cls.__name__, (*mixins, backend_cls), {})
+        attributes["ResultConsumer"] = QuickResultConsumer
+    return type(backend_cls.__name__, (*mixins, backend_cls), attributes)
 
 
 class BoundedResult(AsyncResult):  # type: ignore[misc]

@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_call(commands)
     add_inspect_commands(commands)
     _add_flower(commands)
+    _add_dead_letters(commands)
     _add_bridge(commands)
     _add_bench(commands)
     return parser
@@ -266,6 +267,41 @@ def _call(args: argparse.Namespace, environ: dict[str, str]) -> int:
         print(_describe_error(exc), file=sys.stderr)
         return 1
     print(json.dumps(result, default=str))
+    return 0
+
+
+# -- dead-letters ---------------------------------------------------------------------------
+
+
+def _add_dead_letters(commands: Any) -> None:
+    dead = commands.add_parser(
+        "dead-letters", help="count, show and delete the entries a queue's workers set aside"
+    )
+    dead.add_argument(
+        "queue", metavar="QUEUE", help="a service queue (its dead letters: QUEUE.dead)"
+    )
+    dead.add_argument(
+        "--show", type=int, default=10, metavar="N", help="print up to N, oldest first (default 10)"
+    )
+    dead.add_argument("--purge", action="store_true", help="delete them after printing")
+    dead.set_defaults(handler=_dead_letters)
+
+
+def _dead_letters(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from . import deadletters
+
+    with _app_for(environ).connection_for_write() as connection:
+        total = deadletters.count(connection, args.queue)
+        print(f"{deadletters.dead_letter_queue(args.queue)}: {total} dead letter(s)")
+        for letter in deadletters.peek(connection, args.queue, max(args.show, 0)):
+            shown = {
+                "content_type": letter.content_type,
+                "headers": letter.headers,
+                "body": letter.body.decode("utf-8", "replace"),
+            }
+            print(json.dumps(shown, default=str))
+        if args.purge:
+            print(f"deleted {deadletters.purge(connection, args.queue)}")
     return 0
 
 

@@ -80,15 +80,22 @@ def test_replies_are_json_strings_in_the_shapes_original_clients_parse() -> None
     assert protocol.mismatch_reply() == {"jsonrpc": "2.0", "id": -1}
 
 
-def test_bridge_settings_default_to_every_key_on_the_bus_exchange() -> None:
+def test_bridge_settings_default_to_every_key_on_the_original_exchange() -> None:
     settings = load_bridge_settings({"COMMISSAIRE_EXCHANGE": "mine"})
-    assert (settings.exchange, settings.bindings, settings.threads) == ("mine", ("#",), 16)
+    assert (settings.exchange, settings.bindings, settings.threads) == ("commissaire", ("#",), 16)
     settings = load_bridge_settings(
-        {"COMMISSAIRE_BRIDGE_EXCHANGE": "commissaire", "COMMISSAIRE_BRIDGE_BINDINGS": "a.*, b.#"}
+        {"COMMISSAIRE_BRIDGE_EXCHANGE": "old", "COMMISSAIRE_BRIDGE_BINDINGS": "a.*, b.#"}
     )
-    assert (settings.exchange, settings.bindings) == ("commissaire", ("a.*", "b.#"))
+    assert (settings.exchange, settings.bindings) == ("old", ("a.*", "b.#"))
     with pytest.raises(ConfigurationError):
-        load_bridge_settings({"COMMISSAIRE_BRIDGE_THREADS": "0"})
+        load_bridge_settings({"COMMISSAIRE_EXCHANGE": "mine", "COMMISSAIRE_BRIDGE_THREADS": "0"})
+
+
+def test_the_bridge_refuses_the_services_own_exchange_naming_the_fix() -> None:
+    with pytest.raises(ConfigurationError, match="COMMISSAIRE_EXCHANGE=commissaire-tasks"):
+        load_bridge_settings({})  # both default to 'commissaire'
+    with pytest.raises(ConfigurationError):
+        load_bridge_settings({"COMMISSAIRE_EXCHANGE": "x", "COMMISSAIRE_BRIDGE_EXCHANGE": "x"})
 
 
 class _Bus:

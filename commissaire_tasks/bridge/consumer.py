@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from kombu.entity import Exchange, Queue, binding
@@ -147,23 +149,26 @@ class Bridge(ConsumerMixin):
             return protocol.error_reply(request.id, jsonrpc_error(exc))
 
     def _call(self, request: Request) -> Any:
-        self._check_target(request.routing_key)
-        return self.bus.call(request.routing_key, params=request.params)
+        with _no_route_is_method_not_found(request.routing_key):
+            self._check_target(request.routing_key)
+            return self.bus.call(request.routing_key, params=request.params)
 
     def _notify(self, request: Request) -> None:
         try:
-            self._check_target(request.routing_key)
-            self.bus.notify(request.routing_key, params=request.params)
+            with _no_route_is_method_not_found(request.routing_key):
+                self._check_target(request.routing_key)
+                self.bus.notify(request.routing_key, params=request.params)
         except Exception as exc:  # noqa: BLE001 - a notification has nobody to tell
             logger.warning("Dropped notification %r: %s", request.routing_key, exc)
 
     def _check_target(self, routing_key: str) -> None:
-        """Raise MethodNotFound when no service's queue is bound for ``routing_key``."""
-        try:
-            queue = self.app.router.route(routing_key)
-        except NoRouteError as exc:
-            raise MethodNotFound(str(exc), data={"routing_key": routing_key}) from exc
-        if not self.directory.exists(queue.name):
+        """MethodNotFound for a configured queue no worker bound yet (a call would wait).
+
+        Any other key is routed by the broker's bindings, which raise NoRouteError
+        at once when nothing is bound to it.
+        """
+        queue = self.app.router.known(routing_key)
+        if queue is not None and not self.directory.exists(queue.name):
             raise MethodNotFound(
                 f"method not found: no service serves {routing_key!r} (queue {queue.name!r})",
                 data={"routing_key": routing_key},
@@ -204,6 +209,15 @@ class _Received:
     def of(cls, message: Any) -> _Received:
         reply_to = (message.properties or {}).get("reply_to")
         return cls(message.body, message.content_type, reply_to if reply_to else None)
+
+
+@contextmanager
+def _no_route_is_method_not_found(routing_key: str) -> Iterator[None]:
+    """A key no queue is bound to is, to an original client, a method nobody has."""
+    try:
+        yield
+    except NoRouteError as exc:
+        raise MethodNotFound(str(exc), data={"routing_key": routing_key}) from exc
 
 
 def _is_framework_call(message: Any) -> bool:

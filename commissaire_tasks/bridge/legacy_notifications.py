@@ -19,6 +19,7 @@ from typing import Any
 
 from kombu.entity import Exchange
 
+from ..config import DEFAULT_EXCHANGE
 from ..models import model_class
 from .settings import ENV_BRIDGE_EXCHANGE, ENV_LEGACY_NOTIFICATIONS, switch
 
@@ -35,7 +36,8 @@ def routing_key(model_name: str, event: str) -> str:
 
 
 class LegacyPublisher:
-    """Publishes ``{event, class, model}`` on ``exchange``; ``enabled=False`` publishes nothing."""
+    """Publishes ``{event, class, model}`` on ``exchange`` (the bridge's, where the original
+    subscribers bind); ``enabled=False`` publishes nothing."""
 
     def __init__(self, app: Any, exchange: str, enabled: bool = True) -> None:
         self.app = app
@@ -69,6 +71,5 @@ class LegacyPublisher:
 def legacy_publisher(config: Mapping[str, Any], bus: Any) -> LegacyPublisher:
     """The storage service's publisher: on when its config or the environment says so."""
     enabled = bool(config.get(CONFIG_KEY)) or switch(os.environ, ENV_LEGACY_NOTIFICATIONS)
-    app = bus.app
-    exchange = os.environ.get(ENV_BRIDGE_EXCHANGE) or app.settings.exchange
-    return LegacyPublisher(app, exchange, enabled=enabled)
+    exchange = os.environ.get(ENV_BRIDGE_EXCHANGE) or DEFAULT_EXCHANGE
+    return LegacyPublisher(bus.app, exchange, enabled=enabled)

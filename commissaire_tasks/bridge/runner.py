@@ -23,14 +23,6 @@ def run_bridge(settings: BridgeSettings, loglevel: str = "INFO") -> int:
             stream=sys.stderr,
             format="[%(asctime)s: %(levelname)s/bridge] %(name)s: %(message)s",
         )
-    if settings.exchange == settings.bus.exchange:
-        logger.warning(
-            "The services' queues are bound to exchange %r too, so each of them also gets a "
-            "copy of every request on it and logs it as rejected; give the services an exchange "
-            "of their own (COMMISSAIRE_EXCHANGE) and the bridge this one "
-            "(COMMISSAIRE_BRIDGE_EXCHANGE)",
-            settings.exchange,
-        )
     bridge = Bridge(settings)
 
     def stop(signum: int, frame: Any) -> None:

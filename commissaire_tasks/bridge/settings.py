@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..config import Settings, load_settings
+from ..config import DEFAULT_EXCHANGE, ENV_EXCHANGE, Settings, load_settings
 from ..errors import ConfigurationError
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
 
 #: ``on`` makes ``commissaire-tasks up`` start the bridge.
 ENV_BRIDGE = "COMMISSAIRE_BRIDGE"
-#: The exchange the original clients publish to (default: ``COMMISSAIRE_EXCHANGE``).
+#: The exchange the original clients publish to (default ``commissaire``, the original's).
 ENV_BRIDGE_EXCHANGE = "COMMISSAIRE_BRIDGE_EXCHANGE"
 #: Comma-separated binding keys the bridge consumes (default ``#``: every request).
 ENV_BRIDGE_BINDINGS = "COMMISSAIRE_BRIDGE_BINDINGS"
@@ -59,10 +59,25 @@ class BridgeSettings:
     """
 
     bus: Settings
-    exchange: str
+    exchange: str = DEFAULT_EXCHANGE
     bindings: tuple[str, ...] = DEFAULT_BINDINGS
     queue: str = DEFAULT_QUEUE
     threads: int = DEFAULT_THREADS
+
+    def __post_init__(self) -> None:
+        """Refuse one exchange for both: the services' queues would get every request too.
+
+        They are bound to the services' exchange, so each original request would
+        also land there as a message that is not a call (refused, dead-lettered),
+        and calls routed by the broker's bindings could reach the bridge's ``#``.
+        """
+        if self.exchange == self.bus.exchange:
+            raise ConfigurationError(
+                f"the bridge and the services both use exchange {self.exchange!r}; give the "
+                f"services one of their own ({ENV_EXCHANGE}=commissaire-tasks, or "
+                f"--bus-exchange) and leave {self.exchange!r} to the original clients and the "
+                f"bridge ({ENV_BRIDGE_EXCHANGE})"
+            )
 
 
 def load_bridge_settings(environ: Mapping[str, str] | None = None) -> BridgeSettings:
@@ -79,7 +94,7 @@ def load_bridge_settings(environ: Mapping[str, str] | None = None) -> BridgeSett
         raise ConfigurationError(f"{ENV_BRIDGE_THREADS} must be positive, got {raw_threads!r}")
     return BridgeSettings(
         bus=bus,
-        exchange=env.get(ENV_BRIDGE_EXCHANGE) or bus.exchange,
+        exchange=env.get(ENV_BRIDGE_EXCHANGE) or DEFAULT_EXCHANGE,
         bindings=bindings or DEFAULT_BINDINGS,
         queue=env.get(ENV_BRIDGE_QUEUE) or DEFAULT_QUEUE,
         threads=threads,

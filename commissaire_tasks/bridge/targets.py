@@ -1,10 +1,10 @@
-"""Whether a routing key reaches a queue some service is bound to, before calling it.
+"""Whether a configured queue is bound on the broker yet, before calling through it.
 
-A two-segment key always routes to a queue named after its prefix, where a call
-to a service that does not exist would wait for a worker that never comes. The
-original callers give up after 10 s, so the bridge answers "method not found"
-(-32601) at once instead when no queue of that name is bound on the broker.
-Answers are cached briefly: a service that starts is found within seconds.
+A call to a queue the caller knows from configuration (``COMMISSAIRE_QUEUES``)
+waits in that queue for a worker, even one that never comes. The original
+callers give up after 10 s, so the bridge answers "method not found" (-32601)
+at once instead while no queue of that name is bound on the broker. Answers
+are cached briefly: a service that starts is found within seconds.
 """
 
 from __future__ import annotations

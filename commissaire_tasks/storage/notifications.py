@@ -49,6 +49,8 @@ NOTIFY_EVENT_ANY = "*"
 EVENTS = (NOTIFY_EVENT_CREATED, NOTIFY_EVENT_UPDATED, NOTIFY_EVENT_DELETED)
 #: Model filter meaning "every model type".
 ANY_MODEL = "*"
+#: The service that keeps subscriptions and sends notifications.
+STORAGE_SERVICE = "storage"
 #: Record type the storage service keeps subscriptions under.
 SUBSCRIPTION_TYPE = "_Subscription"
 
@@ -222,7 +224,10 @@ def _subscribe_on_start(app: Celery, spec: ServiceSpec, queue: str) -> None:
                 _install_notify_task(app, spec, queue, model_name, event)
     from ..bus import Bus
 
-    Bus(app).notify("storage.subscribe", subscription.to_dict())
+    # The subscriber knows the storage service: the subscription waits in its queue
+    # even when no storage worker has run yet (a fresh broker, workers starting together).
+    app.router.add_service(STORAGE_SERVICE)
+    Bus(app).notify(f"{STORAGE_SERVICE}.subscribe", subscription.to_dict())
     logger.info("Subscribed %s to storage changes %s", spec.name, filters)
 
 
