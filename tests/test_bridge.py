@@ -102,7 +102,10 @@ def deployment_env(broker_url: str, backend: str | None, store_url: str, unique:
         "COMMISSAIRE_BRIDGE_QUEUE": f"bridge-{unique}",
         "COMMISSAIRE_SERVICES": SERVICES,
         "COMMISSAIRE_QUEUES": json.dumps(
-            [{"name": queue, "routing_key": f"queues.{queue}.*", "service": "my"}]
+            [
+                {"name": queue, "routing_key": f"queues.{queue}.*", "service": "my"},
+                {"name": f"idle{unique}", "routing_key": f"queues.idle{unique}.*"},  # no worker
+            ]
         ),
         "COMMISSAIRE_STORE_URL": store_url,
         "TEST_RECORD_URL": store_url,
@@ -215,11 +218,15 @@ def test_other_failures_get_the_frameworks_codes(client: OriginalClient) -> None
     assert client.request("simple.add", [1])["error"]["code"] == -32602
 
 
-def test_a_method_no_service_has_gets_method_not_found_at_once(client: OriginalClient) -> None:
+def test_a_method_no_service_has_gets_method_not_found_at_once(
+    client: OriginalClient, deployment: Deployment
+) -> None:
     started = time.monotonic()
     assert client.request("simple.nosuch", [])["error"]["code"] == -32601  # known service
     assert client.request(f"nosuch{uuid.uuid4().hex[:6]}.ping")["error"]["code"] == -32601
     assert client.request("no.such.queue")["error"]["code"] == -32601  # no route at all
+    idle = deployment.qkwargs_prefix.replace("queues.myq", "queues.idle")
+    assert client.request(f"{idle}.ping")["error"]["code"] == -32601  # configured, never bound
     assert time.monotonic() - started < 5.0, "answered, not left to the caller's timeout"
 
 
