@@ -422,8 +422,8 @@ def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Pa
         log = tmp_path / "bridge.log"
 
         def resumed() -> bool:
-            # The worker (not the bridge) may die of a restart with a call in flight (kombu's
-            # restore_unacked on a closed connection): only the bridge is under test here.
+            # Only the bridge is under test: a worker that died of the restart (as before
+            # main's 753b164, kombu's restore on a closed channel) is started again.
             if worker.process is not None and worker.process.poll() is not None:
                 worker.start(wait=False)  # judged by the answers that follow
             return sum(t > restarted + 0.5 for t in answered) >= 20

@@ -37,6 +37,7 @@ from ..bridge.legacy_notifications import legacy_publisher
 from ..errors import InternalError, InvalidParams, StorageLookupError, ValidationError
 from ..message import Message
 from ..models import ListModel, Model, model_class, model_types
+from ..routing import queue_arguments
 from . import broadcast as broadcasting
 
 logger = logging.getLogger(__name__)
@@ -365,8 +366,15 @@ class Notifier:
     def _send(
         self, subscription: Subscription, model_name: str, event: str, body: dict[str, Any]
     ) -> None:
-        queue = Queue(subscription.queue, Exchange(""), subscription.queue, durable=True)
-        self._bus.app.send_task(
+        app = self._bus.app
+        queue = Queue(
+            subscription.queue,
+            Exchange(""),
+            routing_key=subscription.queue,
+            durable=True,
+            queue_arguments=queue_arguments(app.settings.queue_type),  # as its worker declares it
+        )
+        app.send_task(
             notification_task_name(subscription.service, model_name, event),
             kwargs=body,
             queue=queue,
