@@ -33,6 +33,7 @@ from kombu.entity import Exchange, Queue
 from .. import _startup
 from .._registry import ServiceSpec
 from .._tasks import ServiceTask, instances
+from ..bridge.legacy_notifications import legacy_publisher
 from ..errors import InternalError, InvalidParams, StorageLookupError, ValidationError
 from ..message import Message
 from ..models import ListModel, Model, model_class, model_types
@@ -317,6 +318,7 @@ class Notifier:
         self._store = handlers.default.handler
         self._bus = bus
         self._configured = [Subscription.from_dict(s) for s in config.get("subscribers", [])]
+        self._legacy = legacy_publisher(config, bus)
 
     def subscribe(self, data: Mapping[str, Any]) -> None:
         subscription = Subscription.from_dict(data)
@@ -353,6 +355,7 @@ class Notifier:
             "revision": outcome.revision,
         }
         broadcasting.publish(body)
+        self._legacy.publish(body)
         sent = 0
         for subscription in self.subscriptions():
             if subscription.matches(cls.__name__, outcome.event):
