@@ -3,8 +3,9 @@
 :func:`create_app` builds an app from :class:`~commissaire_tasks.config.Settings`;
 every service class, defined before or after, gets its tasks on it. The app's
 ``task_queues`` hold the default queues of the services it *hosts* (what a
-worker started from it consumes when not given ``-Q``); calls to any other
-queue are routed by :class:`~commissaire_tasks.routing.Router`.
+worker started from it consumes when not given ``-Q``). Calls go to the queue
+:class:`~commissaire_tasks.routing.Router` knows for their routing key, or else
+where the broker's bindings send them (:mod:`._bindings`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from celery.app.defaults import DEFAULTS as CELERY_SETTINGS
 from kombu.utils.objects import cached_property
 
 from . import _startup as startup
+from ._bindings import BrokerRoutes
 from ._registry import ServiceSpec, registry
 from ._results import BoundedResult, with_jsonrpc_failures
 from ._tasks import install_service
@@ -40,6 +42,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
     }
+    results = {"visibility_timeout": settings.visibility_timeout_s}
+    if settings.sentinel_master:  # Redis Sentinel: the master's name, for broker and results
+        transport["master_name"] = results["master_name"] = settings.sentinel_master
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.backend_url,
@@ -54,7 +59,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 4,
         "broker_transport_options": transport,
-        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "result_backend_transport_options": results,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "redis_socket_connect_timeout": 5,
@@ -88,6 +93,8 @@ class CommissaireCelery(Celery):  # type: ignore[misc]
 
     settings: Settings
     router: Router
+    #: Routes for keys the router does not know, by the broker's bindings
+    broker_routes: BrokerRoutes
     #: queue name -> the service served from it
     service_queues: dict[str, str]
 
@@ -113,6 +120,7 @@ class _ServiceInstaller:
         self.hosted = set(hosted or ())
 
     def __call__(self, spec: ServiceSpec) -> None:
+        self.app.router.add_service(spec.name)
         install_service(self.app, spec, spec.default_queue)
         if self.host_all or spec.cls in self.hosted:
             host_queue(self.app, spec.default_queue)
@@ -123,7 +131,7 @@ class _ServiceInstaller:
 
 def host_queue(app: CommissaireCelery, queue: QueueSpec) -> None:
     """Make ``queue`` one that a worker of ``app`` consumes by default."""
-    kombu_queue = queue.to_kombu(app.settings.exchange)
+    kombu_queue = queue.to_kombu(app.settings.exchange, app.settings.queue_type)
     amqp = app.__dict__.get("amqp")
     if amqp is not None and "queues" in amqp.__dict__:  # already built from task_queues
         amqp.queues.add(kombu_queue)
@@ -153,7 +161,10 @@ def create_app(
     app.settings = settings
     app.service_queues = {}
     app.router = Router(QueueSpec.from_kwargs(q) for q in settings.queues)
-    app.conf.task_queues = [spec.to_kombu(settings.exchange) for spec in _configured(settings)]
+    app.broker_routes = BrokerRoutes(app)
+    app.conf.task_queues = [
+        spec.to_kombu(settings.exchange, settings.queue_type) for spec in _configured(settings)
+    ]
     app.conf.task_routes = (_route_for(app),)
     startup.install(app)
     install_logging(app)
@@ -171,12 +182,14 @@ def _route_for(app: CommissaireCelery) -> Any:
     def route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> Any:
         if name.startswith("celery.") or options.get("queue"):
             return None
-        spec = app.router.route(name)
+        spec = app.router.known(name)
+        if spec is None:
+            return app.broker_routes.route(name)
         # Straight to the queue the topic exchange would pick (it stays bound there):
         # no binding lookup per call, and a message restored after a crash finds its
         # queue again (kombu's Redis transport can lose topic-routed restores).
         return {
-            "queue": spec.to_kombu(app.settings.exchange),
+            "queue": spec.to_kombu(app.settings.exchange, app.settings.queue_type),
             "exchange": "",
             "routing_key": spec.name,
         }

@@ -141,6 +141,10 @@ class Bus:
             result = app.send_task(routing_key, args=list(args), kwargs=dict(kwargs), **options)
         except UNREACHABLE as exc:
             raise BrokerUnavailable(routing_key, str(exc)) from exc
+        except RuntimeError as exc:  # Celery gave up subscribing to the result
+            if not isinstance(exc.__cause__, UNREACHABLE):
+                raise
+            raise BrokerUnavailable(routing_key, str(exc.__cause__)) from exc
         result.routing_key = routing_key
         return result  # type: ignore[no-any-return]
 

@@ -10,6 +10,7 @@
     commissaire-tasks services [--json]       # live services, methods and parameters
     commissaire-tasks unsubscribe SERVICE     # storage stops queueing its notifications
     commissaire-tasks flower                  # Flower behind basic auth
+    commissaire-tasks bridge                  # serve clients of the original Commissaire bus
     commissaire-tasks bench ...               # the benchmark (bench.cli)
 
 The options of :func:`~commissaire_tasks.config.add_service_arguments`
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_call(commands)
     add_inspect_commands(commands)
     _add_flower(commands)
+    _add_dead_letters(commands)
+    _add_bridge(commands)
     _add_bench(commands)
     return parser
 
@@ -267,6 +270,41 @@ def _call(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
+# -- dead-letters ---------------------------------------------------------------------------
+
+
+def _add_dead_letters(commands: Any) -> None:
+    dead = commands.add_parser(
+        "dead-letters", help="count, show and delete the entries a queue's workers set aside"
+    )
+    dead.add_argument(
+        "queue", metavar="QUEUE", help="a service queue (its dead letters: QUEUE.dead)"
+    )
+    dead.add_argument(
+        "--show", type=int, default=10, metavar="N", help="print up to N, oldest first (default 10)"
+    )
+    dead.add_argument("--purge", action="store_true", help="delete them after printing")
+    dead.set_defaults(handler=_dead_letters)
+
+
+def _dead_letters(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from . import deadletters
+
+    with _app_for(environ).connection_for_write() as connection:
+        total = deadletters.count(connection, args.queue)
+        print(f"{deadletters.dead_letter_queue(args.queue)}: {total} dead letter(s)")
+        for letter in deadletters.peek(connection, args.queue, max(args.show, 0)):
+            shown = {
+                "content_type": letter.content_type,
+                "headers": letter.headers,
+                "body": letter.body.decode("utf-8", "replace"),
+            }
+            print(json.dumps(shown, default=str))
+        if args.purge:
+            print(f"deleted {deadletters.purge(connection, args.queue)}")
+    return 0
+
+
 # -- flower ---------------------------------------------------------------------------------
 
 
@@ -294,6 +332,33 @@ def _flower(args: argparse.Namespace, environ: dict[str, str]) -> int:
     extra = [a for a in args.extra if a != "--"]
     auth = resolve_auth(args.basic_auth, args.no_auth, environ)
     return run_flower(auth, environ, port=args.port, address=args.address, extra=extra)
+
+
+# -- bridge ---------------------------------------------------------------------------------
+
+
+def _add_bridge(commands: Any) -> None:
+    bridge = commands.add_parser(
+        "bridge",
+        help="serve clients of the original Commissaire bus (JSON-RPC on the topic exchange)",
+        description="Consumes original-protocol requests ($COMMISSAIRE_BRIDGE_EXCHANGE, default "
+        "the bus exchange; bindings $COMMISSAIRE_BRIDGE_BINDINGS, default '#'), calls the "
+        "services and replies on each request's reply_to queue.",
+    )
+    bridge.add_argument("--threads", type=_positive_int, default=None, help="calls at once")
+    bridge.add_argument("--loglevel", "-l", default="INFO", help="log level (default INFO)")
+    bridge.set_defaults(handler=_bridge)
+
+
+def _bridge(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    import dataclasses
+
+    from .bridge import load_bridge_settings, run_bridge
+
+    settings = load_bridge_settings(environ)
+    if args.threads:
+        settings = dataclasses.replace(settings, threads=args.threads)
+    return run_bridge(settings, args.loglevel)
 
 
 # -- bench ----------------------------------------------------------------------------------

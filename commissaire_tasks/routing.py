@@ -6,9 +6,11 @@ the task that runs it is named after the routing key itself: ``simple.add`` runs
 ``SimpleService.on_add`` from queue ``simple``; with ``qkwargs`` binding queue
 ``my_queue`` to ``queues.my_queue.*``, ``queues.my_queue.ping`` runs ``on_ping``.
 
-Kombu's topic exchange drops a message that matches no binding, so callers never
-publish to a routing key no known queue is bound to: :class:`Router` raises
-:class:`~commissaire_tasks.errors.NoRouteError` first.
+:class:`Router` knows the queues a caller can name without asking the broker:
+configured ones and the default queue of every service class defined in the
+process. Any other routing key is routed by the broker's own bindings, as the
+original's topic exchange routed it (see :mod:`._bindings`); a key nothing is
+bound to fails with :class:`~commissaire_tasks.errors.NoRouteError` at once.
 """
 
 from __future__ import annotations
@@ -75,13 +77,24 @@ class QueueSpec:
         """The task (and routing key) that runs ``method`` through this queue."""
         return f"{self.prefix}.{method}"
 
-    def to_kombu(self, exchange: str) -> Queue:
-        return _kombu_queue(self.name, self.binding, exchange)
+    def to_kombu(self, exchange: str, queue_type: str = "classic") -> Queue:
+        """The kombu queue; ``queue_type`` is RabbitMQ's ``x-queue-type`` (see Settings)."""
+        return _kombu_queue(self.name, self.binding, exchange, queue_type)
+
+
+def queue_arguments(queue_type: str) -> dict[str, str] | None:
+    """The declare arguments of a service queue of ``queue_type`` (none for classic)."""
+    return None if queue_type == "classic" else {"x-queue-type": queue_type}
 
 
 @lru_cache(maxsize=1024)
-def _kombu_queue(name: str, binding: str, exchange: str) -> Queue:
-    return Queue(name, Exchange(exchange, type="topic", durable=True), routing_key=binding)
+def _kombu_queue(name: str, binding: str, exchange: str, queue_type: str) -> Queue:
+    return Queue(
+        name,
+        Exchange(exchange, type="topic", durable=True),
+        routing_key=binding,
+        queue_arguments=queue_arguments(queue_type),
+    )
 
 
 def split_routing_key(routing_key: str) -> tuple[str, str]:
@@ -94,18 +107,50 @@ def split_routing_key(routing_key: str) -> tuple[str, str]:
     return prefix, method
 
 
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """True when an AMQP topic binding ``pattern`` matches ``routing_key``.
+
+    Words are separated by dots; ``*`` stands for exactly one word and ``#`` for
+    zero or more, as on a RabbitMQ topic exchange.
+    """
+    return _words_match(tuple(pattern.split(".")), tuple(routing_key.split(".")))
+
+
+@lru_cache(maxsize=4096)
+def _words_match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_words_match(rest, words[skip:]) for skip in range(len(words) + 1))
+    if not words:
+        return False
+    return (head == "*" or head == words[0]) and _words_match(rest, words[1:])
+
+
 class Router:
     """Finds the queue a routing key reaches, from the queues the caller knows.
 
-    Known queues are the default queue of every service name (a two-segment key
-    ``<service>.<method>`` always reaches queue ``<service>``, even before a worker
-    of it has run) plus explicitly configured queue definitions.
+    Known queues are explicitly configured queue definitions, then the default
+    queue of every service this process defines (``<service>.<method>`` reaches
+    queue ``<service>``, even before a worker of it has run). Calls to them are
+    kept in the queue while no worker runs. Other keys are the broker's business.
     """
 
     def __init__(self, queues: Iterable[QueueSpec] = ()) -> None:
         self._by_prefix: dict[str, QueueSpec] = {}
+        self._services: dict[str, QueueSpec] = {}
         for spec in queues:
             self.add(spec)
+
+    def add_service(self, name: str) -> None:
+        """Know service ``name``: its default queue is reachable without the broker's help."""
+        self._services[name] = QueueSpec.default_for(name)
+
+    def known(self, routing_key: str) -> QueueSpec | None:
+        """The known queue ``routing_key`` reaches, or None; NoRouteError if it is malformed."""
+        prefix, _ = split_routing_key(routing_key)
+        return self._by_prefix.get(prefix) or self._services.get(prefix)
 
     def add(self, spec: QueueSpec) -> None:
         known = self._by_prefix.get(spec.prefix)
@@ -117,11 +162,8 @@ class Router:
         self._by_prefix[spec.prefix] = spec
 
     def route(self, routing_key: str) -> QueueSpec:
-        """Return the queue ``routing_key`` reaches; raise NoRouteError if none is bound."""
-        prefix, _ = split_routing_key(routing_key)
-        spec = self._by_prefix.get(prefix)
-        if spec is not None:
-            return spec
-        if NAME_PATTERN.match(prefix):
-            return QueueSpec.default_for(prefix)
-        raise NoRouteError(routing_key, "configure its queue (COMMISSAIRE_QUEUES or qkwargs)")
+        """Return the known queue ``routing_key`` reaches; raise NoRouteError if none is."""
+        spec = self.known(routing_key)
+        if spec is None:
+            raise NoRouteError(routing_key, "no known service or configured queue claims it")
+        return spec

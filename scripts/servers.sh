@@ -17,14 +17,21 @@ ensure_redis_binary() {
   command -v redis-server >/dev/null || apt_install redis-server
 }
 
+server_missing() {
+  # $1: the server, $2: what went wrong. The tests need it: stop here, not in a test far away.
+  echo "error: $1 is needed by the tests and $2" >&2
+  return 1
+}
+
 ensure_sshd_binary() {
   # The host services' tests start their own sshd (tests/hosts/sshd.py).
-  [ -x /usr/sbin/sshd ] || apt_install openssh-server || return 0
+  [ -x /usr/sbin/sshd ] && return 0
+  apt_install openssh-server || { server_missing sshd "could not be installed (openssh-server)"; return 1; }
 }
 
 ensure_rabbitmq() {
   if ! command -v rabbitmqctl >/dev/null; then
-    apt_install rabbitmq-server || return 0
+    apt_install rabbitmq-server || { server_missing RabbitMQ "could not be installed"; return 1; }
   fi
   if ! rabbitmqctl -q status >/dev/null 2>&1; then
     echo "starting RabbitMQ" >&2
@@ -32,12 +39,14 @@ ensure_rabbitmq() {
     rabbitmqctl -q wait --timeout 60 /var/lib/rabbitmq/mnesia/rabbit@"$(hostname -s)".pid >/dev/null 2>&1 \
       || for _ in $(seq 60); do rabbitmqctl -q status >/dev/null 2>&1 && break; sleep 1; done
   fi
+  rabbitmqctl -q status >/dev/null 2>&1 \
+    || { server_missing RabbitMQ "is not running (rabbitmqctl status fails)"; return 1; }
 }
 
 ensure_postgresql() {
   local installed=""
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
-    apt_install postgresql || return 0
+    apt_install postgresql || { server_missing PostgreSQL "could not be installed"; return 1; }
     installed=1
   fi
   local version
@@ -51,8 +60,11 @@ ensure_postgresql() {
     pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
     for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
   fi
+  pg_isready -q -h 127.0.0.1 -p 5432 \
+    || { server_missing PostgreSQL "does not answer on 127.0.0.1:5432"; return 1; }
   if ! psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname='test'" | grep -q 1; then
-    psql -h 127.0.0.1 -U postgres -qc "create database test" || true
+    psql -h 127.0.0.1 -U postgres -qc "create database test" \
+      || { server_missing PostgreSQL "has no database 'test' and it could not be created"; return 1; }
   fi
 }
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from functools import cached_property
 from typing import Any
 
 from commissaire_tasks.errors import ContainerManagerError, StorageLookupError
@@ -71,15 +73,57 @@ class ErrorService(CommissaireService):
 
 
 class LedgerService(CommissaireService):
-    """Records every completed execution in Redis, so tests can count losses and duplicates.
+    """Records every start and every completion in Redis, so tests can count losses and duplicates.
 
-    ``ledger.work(token, seconds)`` sleeps, then appends ``token`` to the list
-    ``ledger:<run>`` on ``$TEST_RECORD_URL``.
+    ``ledger.work(run, token, seconds)`` appends ``{token, id, pid, t}`` to
+    ``ledger:<run>:started`` on ``$TEST_RECORD_URL``, sleeps, then appends the same
+    to ``ledger:<run>:done``. A test waits for a recorded start before it kills
+    anything, so the kill is known to cut a running call off. ``ledger.tally(run,
+    token)`` only counts (``ledger:<run>:count`` and the set ``ledger:<run>:tokens``),
+    for the drain of many calls. With ``$TEST_LEAK_BYTES`` set, each tally keeps that
+    many bytes forever: how the drain test is shown to catch a leak.
     """
 
-    def on_work(self, message: Message, run: str, token: int, seconds: float = 0.0) -> int:
+    @cached_property
+    def record(self) -> Any:
         import redis
 
+        return redis.Redis.from_url(os.environ["TEST_RECORD_URL"])
+
+    def _entry(self, message: Message, token: int) -> str:
+        return json.dumps(
+            {
+                "token": token,
+                "id": message.id,
+                "pid": os.getpid(),
+                "t": time.time(),
+                "redelivered": message.redelivered,
+            }
+        )
+
+    def on_work(self, message: Message, run: str, token: int, seconds: float = 0.0) -> int:
+        self.record.rpush(f"ledger:{run}:started", self._entry(message, token))
         time.sleep(seconds)
-        redis.Redis.from_url(os.environ["TEST_RECORD_URL"]).rpush(f"ledger:{run}", token)
+        self.record.rpush(f"ledger:{run}:done", self._entry(message, token))
         return token
+
+    def on_flaky(self, message: Message, run: str, times: int) -> int:
+        """Asks for a retry ``times`` times, then answers how often it was retried."""
+        self.record.rpush(f"ledger:{run}:retries", message.retries)
+        if message.retries < times:
+            message.retry(countdown=0.1, max_retries=times)
+        return message.retries
+
+    def on_tally(self, message: Message, run: str, token: int) -> int:
+        leak = int(os.environ.get("TEST_LEAK_BYTES", "0"))
+        if leak:
+            _LEAKED.append(b"x" * leak)
+        pipe = self.record.pipeline(transaction=False)
+        pipe.incr(f"ledger:{run}:count")
+        pipe.sadd(f"ledger:{run}:tokens", token)
+        pipe.execute()
+        return token
+
+
+#: What ``LedgerService.on_tally`` keeps when told to leak.
+_LEAKED: list[bytes] = []

@@ -43,6 +43,8 @@ class AuditService(CommissaireService, _Recorder):
             time.sleep(3)
         if getattr(model, "os", "") == "explode":
             raise RuntimeError("callback exploded on purpose")
+        if type(model).__name__ == "HostCreds":  # what a subscriber sees of a secret model
+            self.record.rpush(f"received:HostCreds:{model.primary_key}", model.to_json())
         self.remember("audit", event, model, message)
 
 
@@ -63,12 +65,17 @@ class CacheService(CommissaireService, _Recorder):
 
 
 class SlowSubscriberService(CommissaireService, _Recorder):
-    """Takes 3 s over Hosts whose os is 'slow', so a test can kill it mid-callback."""
+    """Takes 3 s over Hosts whose os is 'slow', so a test can kill it mid-callback.
+
+    Before sleeping it appends its pid to ``started:Host:<address>``: the test
+    kills only once the callback is known to be running.
+    """
 
     name = "slow_subscriber"
 
     @on_storage_change(Host, NOTIFY_EVENT_CREATED)
     def host_created(self, event: str, host: Host, message: Message) -> None:
         if host.os == "slow":
+            self.record.rpush(f"started:Host:{host.address}", os.getpid())
             time.sleep(3)
         self.remember("slow", event, host, message)

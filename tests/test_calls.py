@@ -28,7 +28,9 @@ from workers.simple import SimpleService
 SERVICES = "workers.simple,tests.services"
 
 
-@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+@pytest.fixture(
+    scope="module", params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
+)
 def broker(request: pytest.FixtureRequest, redis_server: RedisServer) -> tuple[str, str | None]:
     """(broker URL, result backend): the session's Redis, or RabbitMQ with Redis results."""
     if request.param == "redis":
@@ -75,22 +77,25 @@ def test_plain_send_task_reaches_the_service(worker: WorkerProcess, bus: Bus) ->
     assert bus.app.send_task("simple.add", args=[1, 2]).get(timeout=10) == 3
 
 
+# The class's tasks use the default app, which is on the session's Redis: Redis only.
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
 def test_delay_on_the_imported_class_works(
     worker: WorkerProcess, broker: tuple[str, str | None]
 ) -> None:
-    if broker[1] is not None:
-        pytest.skip("the class's tasks use the default app, which is on the session's Redis")
     assert SimpleService.add.delay(1, 2).get() == 3
 
 
-def test_request_answers_in_json_rpc_shape(worker: WorkerProcess, bus: Bus) -> None:
+def test_request_answers_in_json_rpc_shape_with_the_call_id(
+    worker: WorkerProcess, bus: Bus
+) -> None:
     response = bus.request("my.echo", params={"words": "hello"})
     assert response["jsonrpc"] == "2.0"
     assert response["result"] == "hello"
-    assert response["id"]
+    described = bus.request("introspect.describe")
+    assert described["id"] == described["result"]["id"]  # the id the worker ran it under
 
 
-def test_a_service_calling_itself_over_the_bus_does_not_deadlock(
+def test_a_service_calling_itself_over_the_bus_gets_the_answer(
     worker: WorkerProcess, bus: Bus
 ) -> None:
     assert bus.call("simple.wordy_add", 1, 2, timeout=10) == "1 plus 2 is 3"
@@ -170,8 +175,23 @@ def test_a_routing_key_no_queue_is_bound_to_fails_at_once(bus: Bus) -> None:
         bus.call("no_method_segment")
 
 
-def test_a_call_nobody_serves_times_out_naming_the_routing_key(unique: str, bus: Bus) -> None:
+def unserved(broker: tuple[str, str | None], unique: str) -> Bus:
+    """A caller configured with a queue ``nobody_<unique>`` that no worker serves."""
+    queue = {"name": f"nobody_{unique}", "routing_key": f"nobody_{unique}.*"}
+    broker_url, backend = broker
+    settings = load_settings().replace(broker_url=broker_url, result_backend=backend)
+    return Bus(create_app(settings.replace(queues=(queue,)), services=()))
+
+
+def test_a_call_nobody_serves_times_out_naming_the_routing_key(
+    unique: str, broker: tuple[str, str | None]
+) -> None:
     with pytest.raises(CallTimeout, match=f"nobody_{unique}.ping"):
+        unserved(broker, unique).call(f"nobody_{unique}.ping", timeout=0.5)
+
+
+def test_a_call_to_a_key_nothing_is_bound_to_fails_at_once(unique: str, bus: Bus) -> None:
+    with pytest.raises(NoRouteError, match=f"nobody_{unique}.ping"):
         bus.call(f"nobody_{unique}.ping", timeout=0.5)
 
 
@@ -214,15 +234,17 @@ def test_call_many_raises_the_first_failure_or_returns_each_in_place(
     assert bus.call("my.ping") == "pong"
 
 
-def test_call_many_from_inside_a_call_runs_without_deadlock(
+def test_call_many_from_inside_a_call_returns_every_result_in_order(
     worker: WorkerProcess, bus: Bus
 ) -> None:
     assert bus.call("introspect.add_all", [[1, 2], [3, 4], [5, 6]], timeout=15) == [3, 7, 11]
 
 
-def test_call_many_is_bounded_by_one_timeout_naming_the_routing_key(unique: str, bus: Bus) -> None:
+def test_call_many_is_bounded_by_one_timeout_naming_the_routing_key(
+    unique: str, broker: tuple[str, str | None]
+) -> None:
     with pytest.raises(CallTimeout, match=f"nobody_{unique}.ping"):
-        bus.call_many(f"nobody_{unique}.ping", [[], [], []], timeout=0.5)
+        unserved(broker, unique).call_many(f"nobody_{unique}.ping", [[], [], []], timeout=0.5)
 
 
 def test_notify_many_queues_one_call_per_parameter_set(

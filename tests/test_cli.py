@@ -105,6 +105,10 @@ def test_bus_errors_exit_1_with_a_clear_message(
 ) -> None:
     assert main(["call", "Not A Key"]) == 1
     assert capsys.readouterr().err.startswith("error NoRouteError: no queue is bound")
+    assert main(["call", f"nobody_{unique}.x"]) == 1  # nothing is bound to it
+    assert capsys.readouterr().err.startswith("error NoRouteError: no queue is bound")
+    binding = f"nobody_{unique}.*\x06\x16\x06\x16nobody_{unique}"  # as its worker left it
+    redis_server.client().sadd("_kombu.binding.commissaire", binding)
     try:
         assert main(["call", f"nobody_{unique}.x", "--timeout", "0.5"]) == 1
         assert capsys.readouterr().err == (
@@ -112,6 +116,7 @@ def test_bus_errors_exit_1_with_a_clear_message(
         )
     finally:
         redis_server.client().delete(f"nobody_{unique}")  # the call nobody served
+        redis_server.client().srem("_kombu.binding.commissaire", binding)
 
 
 def test_a_timed_out_call_prints_one_error_line_and_no_traceback_at_exit(

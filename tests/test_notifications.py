@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -15,9 +16,12 @@ from commissaire_tasks import models
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
+from commissaire_tasks.storage.broadcast import CHANNEL
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.storage.ordering import RevisionGate
 from commissaire_tasks.testing import RedisServer, WorkerProcess
+from tests.ledger import wait_until
+from tests.report import record
 
 SUBSCRIBERS = "tests.subscribers"
 
@@ -72,7 +76,8 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
     watch = stack.subscriber("watch")
     with storage, audit_a, audit_b, watch:
         stack.workers.update(storage=storage, audit_a=audit_a, audit_b=audit_b, watch=watch)
-        time.sleep(1)  # subscriptions travel through the storage queue
+        probe = client.save(new_host())  # subscriptions travel through the storage queue
+        wait_until(lambda: len(stack.deliveries(probe)) == 2, 30, "audit and watch to subscribe")
         yield stack
 
 
@@ -117,7 +122,7 @@ def test_a_stopped_subscriber_gets_changes_when_it_starts_again(stack: Stack) ->
         started = time.monotonic()
         host = stack.client.save(new_host())
         assert time.monotonic() - started < 2  # the save does not wait for subscribers
-        time.sleep(1)
+        wait_until(lambda: stack.deliveries(host), 20, "audit's delivery")
         assert [d for d in stack.deliveries(host) if d[0] == "watch"] == []
     finally:
         watch.start()
@@ -140,6 +145,11 @@ def test_bad_notification_bodies_are_dropped_and_the_worker_carries_on(stack: St
     ]
     from kombu import Exchange, Queue
 
+    def dropped() -> int:
+        log = stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
+        return log.count("Dropped notification")
+
+    dropped_before = dropped()
     queue = Queue("audit", Exchange(""), routing_key="audit")
     for body in bad_bodies:
         app.send_task(
@@ -150,10 +160,9 @@ def test_bad_notification_bodies_are_dropped_and_the_worker_carries_on(stack: St
             routing_key="audit",
             ignore_result=True,
         )
-    time.sleep(1.5)
+    wait_until(lambda: dropped() >= dropped_before + 3, 20, "three dropped notifications")
+    assert dropped() == dropped_before + 3  # each bad body dropped once, none retried
     assert stack.deliveries(host) == []
-    log = stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
-    assert "Dropped notification" in log
     fresh = stack.client.save(new_host())
     assert any(d[0] == "audit" for d in stack.wait_for(fresh, 2))
 
@@ -162,9 +171,13 @@ def test_a_failing_callback_is_logged_not_retried_and_others_keep_flowing(stack:
     boom = stack.client.save(new_host(os="explode"))
     after = stack.client.save(new_host())
     assert any(d[0] == "audit" for d in stack.wait_for(after, 2))
-    time.sleep(1)
+
+    def audit_log() -> str:
+        return stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
+
+    wait_until(lambda: "callback exploded on purpose" in audit_log(), 20, "the failure logged")
     assert [d for d in stack.deliveries(boom) if d[0] == "audit"] == []
-    log = stack.workers["audit_a"].log() + stack.workers["audit_b"].log()
+    log = audit_log()
     assert "callback exploded on purpose" in log
     assert "Traceback" in log
     failures = [
@@ -185,6 +198,31 @@ def test_with_no_subscribers_nothing_piles_up(redis_server: RedisServer, tmp_pat
     assert [(k, broker.llen(k)) for k in queues if broker.llen(k)] == []
 
 
+def test_a_subscriber_started_before_storage_ever_ran_gets_its_notifications(
+    tmp_path: Path,
+) -> None:
+    # Given a broker no storage worker has ever used, and a subscriber started first
+    with RedisServer(directory=tmp_path / "redis") as server:
+        record_url = server.url.rsplit("/", 1)[0] + "/6"
+        subscriber = WorkerProcess(
+            broker_url=server.url,
+            queues=["watch"],
+            log_dir=tmp_path,
+            env={"COMMISSAIRE_SERVICES": SUBSCRIBERS, "TEST_RECORD_URL": record_url},
+        )
+        with subscriber:
+            # Then it starts, and its subscription waits in the storage queue
+            wait_until(lambda: server.client().llen("storage") == 1, 10, "the subscription")
+            # And once storage starts, a created host reaches the subscriber
+            client = StorageClient(Bus(create_app(load_settings().replace(broker_url=server.url))))
+            with WorkerProcess(broker_url=server.url, app="workers.storage", log_dir=tmp_path):
+                host = client.save(new_host())
+                key = f"deliveries:Host:{host.address}"
+                record = redis.Redis.from_url(record_url)
+                wait_until(lambda: record.llen(key) == 1, 20, "the watch delivery")
+
+
+@pytest.mark.reliability
 def test_revision_gate_admits_each_newer_revision_once(redis_server: RedisServer) -> None:
     gate = RevisionGate(f"test-{uuid.uuid4().hex[:6]}", url=redis_server.url)
     assert gate.admit("Host", "a", 2) is True
@@ -196,8 +234,13 @@ def test_revision_gate_admits_each_newer_revision_once(redis_server: RedisServer
 
 
 def test_broadcast_reaches_every_running_process_once(stack: Stack) -> None:
+    listening = stack.record.pubsub_numsub(CHANNEL)[0][1]
     with stack.subscriber("cache", concurrency=3) as cache:
-        time.sleep(1.0)  # listeners subscribe right after the fork
+        wait_until(  # listeners subscribe right after the fork
+            lambda: stack.record.pubsub_numsub(CHANNEL)[0][1] >= listening + 3,
+            20,
+            "each cache process to listen",
+        )
         host = stack.client.save(new_host())
         deliveries = [d for d in stack.wait_for(host, 5) if d[0] == "cache"]
         pool = set(map(str, cache.pool_pids()))
@@ -206,19 +249,101 @@ def test_broadcast_reaches_every_running_process_once(stack: Stack) -> None:
 
 
 @pytest.mark.reliability
-def test_a_subscriber_killed_mid_callback_gets_the_change_again(stack: Stack) -> None:
+def test_a_subscriber_killed_mid_callback_gets_the_change_again_exactly_once(stack: Stack) -> None:
     def subscriber() -> WorkerProcess:
         worker = stack.subscriber("slow_subscriber")
         worker.env["COMMISSAIRE_VISIBILITY_TIMEOUT"] = "3"
         return worker
 
     first = subscriber().start()
-    time.sleep(0.5)
+    probe = stack.client.save(new_host())  # a delivery proves the subscription is live
+    assert [d for d in stack.wait_for(probe, 3, timeout_s=30) if d[0] == "slow"]
     host = stack.client.save(new_host(os="slow"))
-    time.sleep(1.5)  # the callback is sleeping now
+    started = f"started:Host:{host.address}"
+    wait_until(lambda: stack.record.llen(started), 20, "the slow callback to start")
+    assert [int(pid) for pid in stack.record.lrange(started, 0, -1)] == first.pool_pids()
     first.kill()
-    assert stack.deliveries(host) == [] or all(d[0] != "slow" for d in stack.deliveries(host))
-    with subscriber():
+    assert [d for d in stack.deliveries(host) if d[0] == "slow"] == []  # cut off mid-callback
+    with subscriber() as second:
         deliveries = [d for d in stack.wait_for(host, 3, timeout_s=30) if d[0] == "slow"]
-    print(f"\n[reliability] subscriber SIGKILL mid-callback: sent 1, delivered {len(deliveries)}")
+        rerun_by = second.pool_pids()
+    assert [int(pid) for pid in stack.record.lrange(started, 0, -1)][1:] == rerun_by
     assert len(deliveries) == 1
+    record(
+        "subscriber_kill",
+        sent="1 notification",
+        completed=len(deliveries),
+        lost=1 - len(deliveries),
+        duplicated=len(deliveries) - 1,
+        notes="the callback was cut off, then ran once in the next worker",
+    )
+
+
+@pytest.mark.reliability
+def test_a_save_replayed_with_its_call_id_reports_the_first_revision_without_writing(
+    stack: Stack,
+) -> None:
+    # Given a save that runs twice under one call id, as a redelivered call would
+    host = new_host()
+    call_id = str(uuid.uuid4())
+    app = stack.client.bus.app
+    for _ in range(2):
+        app.send_task("storage.save", args=["Host", host.to_dict()], task_id=call_id)
+    # Then both runs announce "created" at revision 1 (the second one re-sends, never writes)
+    deliveries = stack.wait_for(host, 4)
+    audit = sorted((d[1], d[2]) for d in deliveries if d[0] == "audit")
+    assert audit == [("created", "1"), ("created", "1")]
+    # And the next change is revision 2: the replay wrote nothing
+    host.status = "active"
+    stack.client.save(host)
+    latest = [(d[1], d[2]) for d in stack.wait_for(host, 6) if d[0] == "audit"]
+    assert sorted(latest)[-1] == ("updated", "2")
+
+
+def send_notification(app: Any, service: str, body: dict[str, Any]) -> None:
+    """Put one notification task straight on ``service``'s queue, as storage would."""
+    from kombu import Exchange, Queue
+
+    app.send_task(
+        f"{service}.notify.storage.{body['class']}.{body['event']}",
+        kwargs=body,
+        queue=Queue(service, Exchange(""), routing_key=service),
+        exchange="",
+        routing_key=service,
+        ignore_result=True,
+    )
+
+
+@pytest.mark.reliability
+def test_hoststatus_keeps_the_latest_status_and_its_revision_gate_refuses_a_stale_change(
+    tmp_path: Path,
+) -> None:
+    with RedisServer(directory=tmp_path / "redis") as server:
+        bus = Bus(create_app(load_settings().replace(broker_url=server.url)))
+        client = StorageClient(bus)
+        storage = WorkerProcess(broker_url=server.url, app="workers.storage", log_dir=tmp_path)
+        # One process: its queue runs in order, so a call made after a notification
+        # answers only once the notification was handled.
+        hoststatus = WorkerProcess(
+            broker_url=server.url, app="workers.hoststatus", log_dir=tmp_path
+        )
+        with storage, hoststatus:
+            host = client.save(new_host(status="investigating"))
+            wait_until(
+                lambda: bus.call("host_status.status", host.address) == "investigating",
+                30,
+                "hoststatus to see the new host",
+            )
+            host.status = "active"
+            client.save(host)  # revision 2
+            wait_until(lambda: bus.call("host_status.status", host.address) == "active", 30, "r2")
+            stale = {**host.to_dict(), "status": "failed"}
+            send_notification(
+                bus.app, "host_status",
+                {"event": "updated", "class": "Host", "model": stale, "revision": 1},
+            )  # fmt: skip
+            assert bus.call("host_status.status", host.address) == "active"  # refused
+            assert bus.call("host_status.counts") == {"active": 1}
+            client.delete(host)  # revision 3
+            wait_until(lambda: bus.call("host_status.counts") == {}, 30, "the delete")
+            assert bus.call("host_status.status", host.address) is None

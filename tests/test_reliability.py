@@ -1,85 +1,31 @@
 """Faults with real processes: killed pool processes and workers, a broker restart.
 
-Each test reports sent, completed, lost and duplicated calls (run with -s to see).
+Every fault happens at a proven moment: the test waits until the ledger shows a
+call running (its call id and pid) before it kills or stops anything. Every call
+sent is then counted: completed, how many times, lost. The figures are asserted
+and written to the reliability report (``tests/report.py``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
-import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from commissaire_tasks.app import create_app
-from commissaire_tasks.bus import Bus
-from commissaire_tasks.config import load_settings
-from commissaire_tasks.errors import BrokerUnavailable, CallTimeout
-from commissaire_tasks.testing import RedisServer, WorkerProcess
+from commissaire_tasks.errors import BrokerUnavailable
+from commissaire_tasks.testing import RedisServer
+from tests.ledger import Ledger, wait_until
+from tests.report import record
 
 pytestmark = pytest.mark.reliability
 
-
-def report(name: str, sent: int, tokens: list[bytes]) -> dict[str, int]:
-    counts = Counter(int(t) for t in tokens)
-    figures = {
-        "sent": sent,
-        "completed": len(counts),
-        "lost": sum(1 for t in range(sent) if t not in counts),
-        "duplicated": sum(n - 1 for n in counts.values() if n > 1),
-    }
-    print(f"\n[reliability] {name}: {json.dumps(figures)}")
-    return figures
-
-
-class Ledger:
-    def __init__(
-        self,
-        redis_server: RedisServer,
-        log_dir: Path,
-        visibility_s: int = 30,
-        record_server: RedisServer | None = None,
-    ) -> None:
-        self.run = uuid.uuid4().hex[:8]
-        self.queue = {
-            "name": f"ledger_{self.run}",
-            "routing_key": f"ledger_{self.run}.*",
-            "service": "ledger",
-        }
-        self.url = redis_server.url
-        self.record_url = (record_server or redis_server).url.rsplit("/", 1)[0] + "/8"
-        self.log_dir = log_dir
-        self.env = {
-            "COMMISSAIRE_SERVICES": "tests.services",
-            "COMMISSAIRE_QUEUES": json.dumps([self.queue]),
-            "COMMISSAIRE_VISIBILITY_TIMEOUT": str(visibility_s),
-            "TEST_RECORD_URL": self.record_url,
-        }
-        settings = load_settings().replace(
-            broker_url=self.url, queues=(self.queue,), visibility_timeout_s=visibility_s
-        )
-        self.bus = Bus(create_app(settings))
-
-    def worker(self, concurrency: int = 2) -> WorkerProcess:
-        return WorkerProcess(
-            broker_url=self.url,
-            queues=[self.queue["name"]],
-            concurrency=concurrency,
-            env=self.env,
-            log_dir=self.log_dir,
-        )
-
-    def send(self, token: int, seconds: float = 0.0):  # type: ignore[no-untyped-def]
-        return self.bus.send(f"ledger_{self.run}.work", self.run, token, seconds)
-
-    def tokens(self) -> list[bytes]:
-        return redis.Redis.from_url(self.record_url).lrange(f"ledger:{self.run}", 0, -1)
+#: The README promises BrokerUnavailable "after about 3 s" for a call made while
+#: Redis is down; this is how late it may come on a loaded 2-core machine.
+OUTAGE_FAILURE_LIMIT_S = 6.0
 
 
 @pytest.fixture
@@ -87,31 +33,57 @@ def ledger(redis_server: RedisServer, tmp_path: Path) -> Ledger:
     return Ledger(redis_server, tmp_path)
 
 
-def test_a_pool_process_killed_mid_call_loses_nothing(ledger: Ledger) -> None:
+def test_a_pool_process_killed_mid_call_is_replaced_and_its_call_runs_once_elsewhere(
+    ledger: Ledger,
+) -> None:
+    tokens = range(6)
     with ledger.worker(concurrency=2) as worker:
-        results = [ledger.send(token, seconds=1.5) for token in range(6)]
-        time.sleep(0.7)  # both pool processes are in the middle of a call
-        victim = worker.pool_pids()[0]
-        os.kill(victim, signal.SIGKILL)
-        assert [r.get(timeout=40) for r in results] == list(range(6))
-    figures = report("pool process SIGKILL", 6, ledger.tokens())
-    assert figures["lost"] == 0
-    assert figures["completed"] == 6
+        pool = set(worker.pool_pids())
+        results = [ledger.send(token, seconds=1.5) for token in tokens]
+        victim = ledger.wait_running(pool, fresh_s=1.0)[0]
+        os.kill(victim["pid"], signal.SIGKILL)
+        assert sorted(r.get(timeout=40) for r in results) == list(tokens)
+        replaced = wait_until(
+            lambda: len(set(worker.pool_pids()) - pool) == 1 and len(worker.pool_pids()) == 2,
+            20,
+            "the killed pool process to be replaced",
+        )
+        assert replaced
+    outcome = ledger.outcome(tokens)
+    runs = [s for s in ledger.started() if s["id"] == victim["id"]]
+    finished = [d for d in ledger.done() if d["id"] == victim["id"]]
+    assert len(runs) == 2, runs  # cut off once, run again once
+    assert [d["pid"] for d in finished] == [runs[1]["pid"]] != [victim["pid"]]
+    assert runs[1]["redelivered"] is True  # message.redelivered tells the method
+    assert outcome.figures() == {"sent": 6, "completed": 6, "lost": 0, "duplicated": 0}
+    record("pool_kill", **outcome.figures(), notes="the cut-off call ran again on another process")
 
 
-def test_a_worker_killed_outright_loses_no_accepted_call(
+def test_a_worker_killed_outright_loses_no_call_and_reruns_only_the_ones_it_was_running(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    ledger = Ledger(redis_server, tmp_path, visibility_s=3)
+    tokens = range(20)
+    ledger = Ledger(redis_server, tmp_path, visibility_s=6)
     worker = ledger.worker(concurrency=2).start()
-    results = [ledger.send(token, seconds=0.5) for token in range(20)]
-    time.sleep(0.8)
+    pool = set(worker.pool_pids())
+    results = [ledger.send(token, seconds=0.5) for token in tokens]
+    cut = ledger.wait_running(pool, fresh_s=0.3)
     worker.kill()  # SIGKILL, worker and pool: unacknowledged calls stay in the broker
-    time.sleep(3.5)  # past the visibility timeout
+    cut_ids = {c["id"] for c in cut}
+    assert not [d for d in ledger.done() if d["id"] in cut_ids]  # they really were cut off
     with ledger.worker(concurrency=2):
-        assert sorted(r.get(timeout=60) for r in results) == list(range(20))
-    figures = report("worker SIGKILL", 20, ledger.tokens())
-    assert figures["lost"] == 0
+        assert sorted(r.get(timeout=60) for r in results) == list(tokens)
+    outcome = ledger.outcome(tokens)
+    for call_id in cut_ids:
+        starts = [s for s in ledger.started() if s["id"] == call_id]
+        assert len(starts) == 2 and starts[1]["pid"] not in pool, starts
+    assert outcome.figures() == {"sent": 20, "completed": 20, "lost": 0, "duplicated": 0}
+    record(
+        "worker_kill",
+        **outcome.figures(),
+        notes=f"{len(cut_ids)} running calls cut off, each ran again once after the visibility "
+        "timeout",
+    )
 
 
 @pytest.fixture
@@ -120,37 +92,62 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
-def test_a_broker_restart_under_load_is_survived(
+def test_a_broker_restart_under_load_loses_nothing_and_a_call_during_the_outage_fails_fast(
     private_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
+    before, after = range(20), range(20, 40)
+    # The ledger lives on the session Redis, so the outage cannot erase the evidence.
     ledger = Ledger(private_redis, tmp_path, visibility_s=5, record_server=redis_server)
-    with ledger.worker(concurrency=2):
-        before = [ledger.send(token, seconds=0.05) for token in range(20)]
+    with ledger.worker(concurrency=2) as worker:
+        pool = set(worker.pool_pids())
+        for token in before:
+            ledger.send(token, seconds=0.2)  # counted in the ledger, not by their waiters
+        ledger.wait_running(pool, fresh_s=0.15)
         private_redis.stop()
         outage_started = time.monotonic()
-        outcomes = []
-        try:
-            ledger.bus.call(f"ledger_{ledger.run}.work", ledger.run, 1000, timeout=3)
-            outcomes.append("completed")
-        except (BrokerUnavailable, CallTimeout) as error:
-            outcomes.append(type(error).__name__)
-        assert time.monotonic() - outage_started < 15  # bounded, never a hang
-        time.sleep(2)
+        with pytest.raises(BrokerUnavailable):
+            ledger.bus.call(ledger.key("work"), ledger.run, 1000, timeout=3)
+        failed_after_s = time.monotonic() - outage_started
+        time.sleep(max(0.0, 2.0 - failed_after_s))  # the outage itself lasts 2 s
         private_redis.start()
-        after = [ledger.send(token, seconds=0.0) for token in range(20, 40)]
-        assert sorted(r.get(timeout=60) for r in after) == list(range(20, 40))
-        for r in before:
-            try:
-                r.get(timeout=30)
-            except (CallTimeout, BrokerUnavailable):
-                pass  # this waiter lost its subscription in the outage; the ledger counts the work
-    deadline = time.monotonic() + 30
-    while (
-        time.monotonic() < deadline
-        and len(set(ledger.tokens()) & {str(t).encode() for t in range(20)}) < 20
-    ):
-        time.sleep(0.5)
-    tokens = [t for t in ledger.tokens() if int(t) < 40]
-    figures = report("redis restart under load", 40, tokens)
-    print(f"[reliability] call during outage: {outcomes}")
-    assert figures["lost"] == 0
+        results = [ledger.send(token) for token in after]
+        assert sorted(r.get(timeout=60) for r in results) == list(after)
+        outcome = ledger.wait_all_done(range(40), timeout_s=60)
+    twice = {token for token, runs in outcome.runs.items() if runs > 1}
+    assert failed_after_s < OUTAGE_FAILURE_LIMIT_S
+    assert 1000 not in {s["token"] for s in ledger.started()}  # the refused call never ran
+    assert (outcome.sent, outcome.completed, outcome.lost) == (40, 40, 0)
+    # Only calls sent before the outage (running or taken by the worker when the
+    # broker went away) may run twice (README, "Which calls may run twice"), at most twice.
+    assert twice <= set(before), twice
+    assert all(runs <= 2 for runs in outcome.runs.values()), outcome.runs
+    record(
+        "redis_restart",
+        **outcome.figures(),
+        notes=f"Redis down 2 s; {outcome.duplicated} taken before the outage ran again; "
+        f"a call during the outage got BrokerUnavailable after {failed_after_s:.1f} s",
+    )
+
+
+def test_message_retry_runs_the_call_again_with_its_retry_count(ledger: Ledger) -> None:
+    with ledger.worker(concurrency=1):
+        assert ledger.bus.call(ledger.key("flaky"), ledger.run, 2, timeout=20) == 2
+    runs = ledger.record.lrange(f"ledger:{ledger.run}:retries", 0, -1)
+    assert [int(r) for r in runs] == [0, 1, 2]
+
+
+def test_a_new_caller_gets_broker_unavailable_within_its_timeout_while_redis_is_down(
+    private_redis: RedisServer, tmp_path: Path
+) -> None:
+    # A caller that never reached the broker (Celery would retry subscribing for 20 s)
+    ledger = Ledger(private_redis, tmp_path)
+    private_redis.stop()
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable):
+        ledger.bus.call(ledger.key("work"), ledger.run, 0, timeout=3)
+    assert time.monotonic() - started < OUTAGE_FAILURE_LIMIT_S
+    with pytest.raises(BrokerUnavailable):
+        ledger.bus.call_many(ledger.key("work"), [[ledger.run, t] for t in range(10)], timeout=3)
+    with pytest.raises(BrokerUnavailable):
+        ledger.bus.notify_many(ledger.key("work"), [[ledger.run, t] for t in range(10)])
+    assert time.monotonic() - started < 3 * OUTAGE_FAILURE_LIMIT_S

@@ -11,13 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import CallTimeout
-from commissaire_tasks.testing import RedisServer, WorkerProcess
+from commissaire_tasks.testing import RedisServer
 from tests.conftest import Background
+from tests.ledger import Ledger, wait_until
+from tests.report import record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,13 +69,12 @@ def test_service_manager_runs_n_processes_on_custom_queues(
     assert len(pool) == 3
 
     os.kill(pool[0].pid, signal.SIGKILL)  # a pool process dies...
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        children = psutil.Process(manager.pid).children()
-        if len(children) == 3 and pool[0].pid not in {c.pid for c in children}:
-            break
-        time.sleep(0.2)
-    assert len(psutil.Process(manager.pid).children()) == 3  # ...and is replaced
+
+    def replaced() -> bool:
+        children = {c.pid for c in psutil.Process(manager.pid).children()}
+        return len(children) == 3 and pool[0].pid not in children
+
+    wait_until(replaced, 20, "the dead pool process to be replaced")  # ...and is replaced
     assert caller.call(f"{key}.pid", timeout=10) != pool[0].pid
 
     manager.send_signal(signal.SIGTERM)
@@ -103,22 +105,33 @@ def test_run_serves_one_process_in_the_foreground(
     assert process.wait(30) == 0
 
 
-def test_warm_shutdown_finishes_the_call_in_flight(
-    redis_server: RedisServer, tmp_path: Path, unique: str
+def unacked_calls(broker: RedisServer, call_ids: set[str]) -> list[str]:
+    """Those of ``call_ids`` that sit in kombu's ``unacked`` hash (taken, not acknowledged)."""
+    entries = broker.client().hvals("unacked")
+    return [i for i in call_ids if any(i.encode() in entry for entry in entries)]
+
+
+@pytest.mark.reliability
+def test_warm_shutdown_finishes_the_call_in_flight_and_leaves_queued_calls_in_the_broker(
+    redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    queue = {"name": f"slow_{unique}", "routing_key": f"slow_{unique}.*", "service": "introspect"}
-    env = {"COMMISSAIRE_SERVICES": "tests.services", "COMMISSAIRE_QUEUES": json.dumps([queue])}
-    worker = WorkerProcess(
-        broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path
+    ledger = Ledger(redis_server, tmp_path)
+    worker = ledger.worker(concurrency=1).start()
+    in_flight = ledger.send(0, seconds=2)
+    ledger.wait_running(set(worker.pool_pids()), fresh_s=1.5)
+    queued = [ledger.send(token) for token in range(1, 6)]
+    assert worker.stop() == 0
+    assert in_flight.get(timeout=5) == 0
+    # The queued calls ran nowhere and are back in the queue, none held as unacknowledged.
+    assert [d["token"] for d in ledger.done()] == [0]
+    assert redis_server.client().llen(ledger.queue["name"]) == 5
+    assert unacked_calls(redis_server, {r.id for r in queued}) == []
+    with ledger.worker(concurrency=1):
+        assert [r.get(timeout=15) for r in queued] == [1, 2, 3, 4, 5]
+    outcome = ledger.outcome(range(6))
+    assert outcome.figures() == {"sent": 6, "completed": 6, "lost": 0, "duplicated": 0}
+    record(
+        "warm_shutdown",
+        **outcome.figures(),
+        notes="the running call finished; the 5 queued stayed in the queue for the next worker",
     )
-    caller = bus_for(redis_server.url, queues=(queue,))
-    with worker:
-        in_flight = caller.send(f"slow_{unique}.sleep", 2)
-        queued = [caller.send(f"slow_{unique}.sleep", 0) for _ in range(5)]
-        time.sleep(0.8)
-        assert worker.stop() == 0
-    assert in_flight.get(timeout=5) == 2
-    with WorkerProcess(
-        broker_url=redis_server.url, queues=[queue["name"]], env=env, log_dir=tmp_path
-    ):
-        assert [r.get(timeout=15) for r in queued] == [0] * 5

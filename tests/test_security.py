@@ -25,6 +25,7 @@ def protected_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisS
         yield server
 
 
+@pytest.mark.reliability
 def test_a_broker_with_a_password_works_and_the_password_is_never_printed(
     protected_redis: RedisServer, tmp_path: Path
 ) -> None:
@@ -54,9 +55,11 @@ def test_a_broker_with_a_password_works_and_the_password_is_never_printed(
     assert "simple" in status.stdout
     assert PASSWORD not in status.stdout + status.stderr
     assert PASSWORD not in worker.log()
-    assert ":***@" in status.stdout + status.stderr or ":**@" in worker.log()
+    # status names the broker it asked, with our redaction (Celery's banner uses its own "**")
+    assert f"redis://:***@127.0.0.1:{protected_redis.port}/0" in status.stdout
 
 
+@pytest.mark.reliability
 def test_json_is_the_only_content_type_everywhere() -> None:
     conf = create_app().conf
     assert conf.task_serializer == conf.result_serializer == conf.event_serializer == "json"
@@ -64,6 +67,7 @@ def test_json_is_the_only_content_type_everywhere() -> None:
     assert list(conf.result_accept_content) == ["json"]
 
 
+@pytest.mark.reliability
 def test_a_pickled_result_in_the_backend_is_refused_never_unpickled(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

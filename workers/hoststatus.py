@@ -3,7 +3,7 @@
 It listens to Host changes and keeps each host's latest status in Redis (shared
 by all its processes), admitting each host's changes in revision order with a
 RevisionGate, so an old notification that arrives late never overwrites a newer
-one. ``hoststatus.counts`` answers from that table without touching storage.
+one. ``host_status.counts`` answers from that table without touching storage.
 
 Run: ``celery -A workers.hoststatus worker`` (next to the storage worker).
 """
@@ -29,7 +29,7 @@ STATUS_KEY = "commissaire:hoststatus:status"
 
 
 class HostStatusService(CommissaireService):
-    """Exposed as ``hoststatus.counts`` and ``hoststatus.status``."""
+    """Exposed as ``host_status.counts`` and ``host_status.status`` (snake_case class name)."""
 
     @cached_property
     def gate(self) -> RevisionGate:

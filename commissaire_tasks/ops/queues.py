@@ -17,18 +17,15 @@ from typing import Any
 
 from kombu.connection import Connection
 
+from ..deadletters import DEAD_LETTER_SUFFIX as DEAD_SUFFIX
+from ..deadletters import dead_letter_queue
+
 __all__ = ["DEAD_SUFFIX", "dead_letter_queue", "depth", "discover_queues"]
 
-#: ``Q.dead`` holds the dead letters of queue ``Q``.
-DEAD_SUFFIX = ".dead"
 #: Exchanges of Celery's own plumbing (remote control, replies, events): not service queues.
 _PLUMBING = ("celery.pidbox", "reply.celery.pidbox", "celeryev")
 #: Keys examined per SCAN round trip.
 _SCAN_COUNT = 500
-
-
-def dead_letter_queue(queue: str) -> str:
-    return f"{queue}{DEAD_SUFFIX}"
 
 
 def depth(connection: Connection, queue: str) -> int:

@@ -19,6 +19,8 @@ from typing import Any, TextIO
 
 from .._registry import ServiceSpec
 from ..app import create_app
+from ..bridge.runner import bridge_command
+from ..bridge.settings import bridge_enabled
 from ..config import ENV_BROKER_URL, ENV_SERVICES, load_settings
 from ..errors import CommissaireTasksError, ConfigurationError
 from ..redact import redact_url
@@ -170,6 +172,9 @@ def _serve(group: ProcessGroup, options: UpOptions, env: dict[str, str], out: Te
     for command in beat_commands(modules, options.loglevel):
         _say(out, f"Starting beat: {command.label} ({command.module})")
         group.spawn(command.label, command.args, {**env, **command.env})
+    if bridge_enabled(env):  # serves clients of the original bus (COMMISSAIRE_BRIDGE=on)
+        _say(out, "Starting the bridge for clients of the original Commissaire bus")
+        group.spawn("bridge", bridge_command(options.loglevel), env)
     _wait_ready(group, commands, env, options.ready_timeout_s)
     _print_ready(out, modules, env, len(commands))
     exited = group.wait_any()

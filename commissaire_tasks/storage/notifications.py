@@ -33,9 +33,11 @@ from kombu.entity import Exchange, Queue
 from .. import _startup
 from .._registry import ServiceSpec
 from .._tasks import ServiceTask, instances
+from ..bridge.legacy_notifications import legacy_publisher
 from ..errors import InternalError, InvalidParams, StorageLookupError, ValidationError
 from ..message import Message
 from ..models import ListModel, Model, model_class, model_types
+from ..routing import queue_arguments
 from . import broadcast as broadcasting
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ NOTIFY_EVENT_ANY = "*"
 EVENTS = (NOTIFY_EVENT_CREATED, NOTIFY_EVENT_UPDATED, NOTIFY_EVENT_DELETED)
 #: Model filter meaning "every model type".
 ANY_MODEL = "*"
+#: The service that keeps subscriptions and sends notifications.
+STORAGE_SERVICE = "storage"
 #: Record type the storage service keeps subscriptions under.
 SUBSCRIPTION_TYPE = "_Subscription"
 
@@ -221,7 +225,10 @@ def _subscribe_on_start(app: Celery, spec: ServiceSpec, queue: str) -> None:
                 _install_notify_task(app, spec, queue, model_name, event)
     from ..bus import Bus
 
-    Bus(app).notify("storage.subscribe", subscription.to_dict())
+    # The subscriber knows the storage service: the subscription waits in its queue
+    # even when no storage worker has run yet (a fresh broker, workers starting together).
+    app.router.add_service(STORAGE_SERVICE)
+    Bus(app).notify(f"{STORAGE_SERVICE}.subscribe", subscription.to_dict())
     logger.info("Subscribed %s to storage changes %s", spec.name, filters)
 
 
@@ -311,6 +318,7 @@ class Notifier:
         self._store = handlers.default.handler
         self._bus = bus
         self._configured = [Subscription.from_dict(s) for s in config.get("subscribers", [])]
+        self._legacy = legacy_publisher(config, bus)
 
     def subscribe(self, data: Mapping[str, Any]) -> None:
         subscription = Subscription.from_dict(data)
@@ -347,6 +355,7 @@ class Notifier:
             "revision": outcome.revision,
         }
         broadcasting.publish(body)
+        self._legacy.publish(body)
         sent = 0
         for subscription in self.subscriptions():
             if subscription.matches(cls.__name__, outcome.event):
@@ -359,7 +368,11 @@ class Notifier:
     ) -> None:
         app = self._bus.app
         queue = Queue(
-            subscription.queue, Exchange(""), routing_key=subscription.queue, durable=True
+            subscription.queue,
+            Exchange(""),
+            routing_key=subscription.queue,
+            durable=True,
+            queue_arguments=queue_arguments(app.settings.queue_type),  # as its worker declares it
         )
         app.send_task(
             notification_task_name(subscription.service, model_name, event),

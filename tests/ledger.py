@@ -1,0 +1,164 @@
+"""A ledger of calls for fault tests: what started where, what completed, how often.
+
+The ``ledger`` service (``tests.services.LedgerService``) records each start and
+each completion of ``work`` with the call id and the pid that ran it, on a Redis
+database the broker under test does not own (so a broker outage does not erase
+the evidence). Tests wait on these records instead of sleeping: a kill happens
+only once a call is known to be running, and the outcome of every call sent is
+counted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from commissaire_tasks.app import create_app
+from commissaire_tasks.bus import Bus
+from commissaire_tasks.config import load_settings
+from commissaire_tasks.testing import RedisServer, WorkerProcess
+
+
+def done_tokens(record: redis.Redis, run: str) -> list[int]:
+    """The tokens of every completed ``ledger.work`` of ``run``, in completion order."""
+    return [json.loads(entry)["token"] for entry in record.lrange(f"ledger:{run}:done", 0, -1)]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to the calls sent: the figures a reliability row asserts."""
+
+    sent: int
+    completed: int
+    lost: int
+    duplicated: int
+    runs: dict[int, int]
+
+    def figures(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "completed": self.completed,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+        }
+
+
+def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Ledger:
+    """A private queue served by the ledger service, and the records of its calls."""
+
+    def __init__(
+        self,
+        broker: RedisServer,
+        log_dir: Path,
+        visibility_s: int = 30,
+        record_server: RedisServer | None = None,
+        extra_env: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.run = uuid.uuid4().hex[:8]
+        self.queue = {
+            "name": f"ledger_{self.run}",
+            "routing_key": f"ledger_{self.run}.*",
+            "service": "ledger",
+        }
+        self.url = broker.url
+        self.record_url = (record_server or broker).url.rsplit("/", 1)[0] + "/8"
+        self.log_dir = log_dir
+        self.env = {
+            "COMMISSAIRE_SERVICES": "tests.services",
+            "COMMISSAIRE_QUEUES": json.dumps([self.queue]),
+            "COMMISSAIRE_VISIBILITY_TIMEOUT": str(visibility_s),
+            "TEST_RECORD_URL": self.record_url,
+            **(extra_env or {}),
+        }
+        caller = load_settings().replace(
+            broker_url=self.url, queues=(self.queue,), visibility_timeout_s=visibility_s, **settings
+        )
+        self.bus = Bus(create_app(caller))
+        self.record = redis.Redis.from_url(self.record_url)
+
+    def key(self, method: str) -> str:
+        """The routing key of ``method`` on this ledger's queue."""
+        return f"ledger_{self.run}.{method}"
+
+    def worker(self, concurrency: int = 2) -> WorkerProcess:
+        return WorkerProcess(
+            broker_url=self.url,
+            queues=[self.queue["name"]],
+            concurrency=concurrency,
+            env=self.env,
+            log_dir=self.log_dir,
+        )
+
+    def send(self, token: int, seconds: float = 0.0) -> Any:
+        return self.bus.send(self.key("work"), self.run, token, seconds)
+
+    def started(self) -> list[dict[str, Any]]:
+        return self._entries("started")
+
+    def done(self) -> list[dict[str, Any]]:
+        return self._entries("done")
+
+    def _entries(self, kind: str) -> list[dict[str, Any]]:
+        raw = self.record.lrange(f"ledger:{self.run}:{kind}", 0, -1)
+        return [json.loads(entry) for entry in raw]
+
+    def running(self) -> list[dict[str, Any]]:
+        """Starts with no completion by the same process: calls running right now."""
+        finished = {(d["id"], d["pid"]) for d in self.done()}
+        return [s for s in self.started() if (s["id"], s["pid"]) not in finished]
+
+    def wait_running(
+        self, pids: set[int], fresh_s: float, timeout_s: float = 30
+    ) -> list[dict[str, Any]]:
+        """Wait until each of ``pids`` runs a call that started less than ``fresh_s`` ago.
+
+        A fresh start means the call is in its sleep, far from its completion and
+        acknowledgement, so a kill now cuts it off (and cannot race its ack).
+        """
+
+        def fresh() -> list[dict[str, Any]]:
+            now = time.time()
+            calls = [c for c in self.running() if now - c["t"] < fresh_s and c["pid"] in pids]
+            return calls if {c["pid"] for c in calls} == pids else []
+
+        return wait_until(fresh, timeout_s, f"a fresh call running on each of {sorted(pids)}")
+
+    def outcome(self, tokens: range) -> Outcome:
+        """Count completions of ``tokens``: completed once or more, never, more than once."""
+        runs = Counter(d["token"] for d in self.done() if d["token"] in tokens)
+        return Outcome(
+            sent=len(tokens),
+            completed=sum(1 for t in tokens if runs[t]),
+            lost=sum(1 for t in tokens if not runs[t]),
+            duplicated=sum(n - 1 for n in runs.values() if n > 1),
+            runs=dict(runs),
+        )
+
+    def wait_all_done(self, tokens: range, timeout_s: float) -> Outcome:
+        """Wait until every token completed at least once (or time runs out), then count."""
+        try:
+            wait_until(lambda: self.outcome(tokens).lost == 0, timeout_s, "every call to complete")
+        except AssertionError:
+            pass  # the caller asserts lost == 0 with the counts in the message
+        return self.outcome(tokens)
