@@ -35,6 +35,7 @@ class Plan:
         payload_rounds: Rounds of the payload rows.
         drain_calls: Calls queued, then drained, for the memory row.
         storage_calls: ``save`` (then ``get``) calls per store handler.
+        bridge_calls: Calls per series of the bridge row (and per client of its 8).
         warmup_calls: Untimed calls before each timed series.
         ping_calls: Raw Redis PINGs for the reference row.
         call_timeout_s: Seconds any single call may wait before the run fails.
@@ -55,6 +56,7 @@ class Plan:
     payload_rounds: int = 3
     drain_calls: int = 100_000
     storage_calls: int = 100
+    bridge_calls: int = 200
     warmup_calls: int = 10
     ping_calls: int = 2000
     call_timeout_s: float = 120.0
@@ -84,6 +86,7 @@ QUICK = Plan(
     payload_rounds=1,
     drain_calls=2000,
     storage_calls=10,
+    bridge_calls=20,
     warmup_calls=3,
     ping_calls=200,
     call_timeout_s=60.0,

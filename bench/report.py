@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .bridge import report_lines
 from .systems import BARE_DEFAULT, BARE_IDENTICAL, FRAMEWORK, FRAMEWORK_QUIET
 
 IDENT = f"{FRAMEWORK}/{BARE_IDENTICAL}"
@@ -230,6 +231,8 @@ def render_table(results: dict[str, Any]) -> str:
                         f"save() -> subscriber callback p50/p99 ms [{handler}]",
                         [f"{_ms(notify['p50_ms'])}/{_ms(notify['p99_ms'])}", "", "", "", ""],
                     )
+    for label, cells in report_lines(rows.get("bridge")):
+        add(label, cells)
     memory = rows["memory"]
     if "error" in memory:
         add(

@@ -9,7 +9,7 @@ Order of a run:
    trips and of send-then-collect throughput, each round in a new order; at the
    reference pool size also the payload rows, the RabbitMQ systems (in the same
    rounds) and the memory drain;
-5. the storage rows (with the bench's own Redis);
+5. the storage rows and the bridge row (with the bench's own Redis);
 
 and everything started is stopped, by pid, on the way out.
 """
@@ -26,6 +26,7 @@ from typing import Any
 from commissaire_tasks.testing import RedisServer
 
 from . import queues
+from .bridge import bridge_row
 from .cost import CostMeter
 from .measure import (
     collected_rate,
@@ -145,6 +146,8 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
         else:
             rows["storage"] = None
             notes.append("storage rows need the bench's own Redis (not run with --broker)")
+        bridge = bridge_row(own_redis, broker_url, plan, log_dir, options.loglevel, say, notes)
+        rows["bridge"] = bridge
         if rabbit_note:
             notes.append(f"RabbitMQ row skipped: {rabbit_note}")
         if not quiet:

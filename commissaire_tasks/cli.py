@@ -10,6 +10,7 @@
     commissaire-tasks services [--json]       # live services, methods and parameters
     commissaire-tasks unsubscribe SERVICE     # storage stops queueing its notifications
     commissaire-tasks flower                  # Flower behind basic auth
+    commissaire-tasks bridge                  # serve clients of the original Commissaire bus
 
 The options of :func:`~commissaire_tasks.config.add_service_arguments`
 (``--bus-uri``, ``--bus-exchange``, ``--config-file``) go before the command and
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect_commands(commands)
     _add_flower(commands)
     _add_dead_letters(commands)
+    _add_bridge(commands)
     return parser
 
 
@@ -328,6 +330,33 @@ def _flower(args: argparse.Namespace, environ: dict[str, str]) -> int:
     extra = [a for a in args.extra if a != "--"]
     auth = resolve_auth(args.basic_auth, args.no_auth, environ)
     return run_flower(auth, environ, port=args.port, address=args.address, extra=extra)
+
+
+# -- bridge ---------------------------------------------------------------------------------
+
+
+def _add_bridge(commands: Any) -> None:
+    bridge = commands.add_parser(
+        "bridge",
+        help="serve clients of the original Commissaire bus (JSON-RPC on the topic exchange)",
+        description="Consumes original-protocol requests ($COMMISSAIRE_BRIDGE_EXCHANGE, default "
+        "the bus exchange; bindings $COMMISSAIRE_BRIDGE_BINDINGS, default '#'), calls the "
+        "services and replies on each request's reply_to queue.",
+    )
+    bridge.add_argument("--threads", type=_positive_int, default=None, help="calls at once")
+    bridge.add_argument("--loglevel", "-l", default="INFO", help="log level (default INFO)")
+    bridge.set_defaults(handler=_bridge)
+
+
+def _bridge(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    import dataclasses
+
+    from .bridge import load_bridge_settings, run_bridge
+
+    settings = load_bridge_settings(environ)
+    if args.threads:
+        settings = dataclasses.replace(settings, threads=args.threads)
+    return run_bridge(settings, args.loglevel)
 
 
 if __name__ == "__main__":

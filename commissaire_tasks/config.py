@@ -39,6 +39,14 @@ ENV_LOG_LEVEL_PREFIX = "COMMISSAIRE_LOG_LEVEL_"
 ENV_FLOWER_AUTH = "COMMISSAIRE_FLOWER_AUTH"
 #: Names the Redis the default handler uses (else the broker's).
 ENV_STORE_URL = "COMMISSAIRE_STORE_URL"
+#: RabbitMQ type of the service queues: ``classic`` or ``quorum`` (replicated in a cluster).
+ENV_QUEUE_TYPE = "COMMISSAIRE_QUEUE_TYPE"
+#: The exchange the original Commissaire clients publish to (the bridge's; default ``commissaire``).
+ENV_BRIDGE_EXCHANGE = "COMMISSAIRE_BRIDGE_EXCHANGE"
+#: ``on`` makes the storage service also publish ``notify.storage.<Model>.<event>``.
+ENV_LEGACY_NOTIFICATIONS = "COMMISSAIRE_LEGACY_NOTIFICATIONS"
+#: The Redis master's name, for a ``sentinel://`` broker URL (broker, results and store).
+ENV_SENTINEL_MASTER = "COMMISSAIRE_SENTINEL_MASTER"
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_EXCHANGE = "commissaire"
@@ -50,6 +58,8 @@ DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 DEFAULT_VISIBILITY_TIMEOUT_S = 1800
 #: Seconds a stored result lives in the result backend.
 DEFAULT_RESULT_EXPIRES_S = 3600
+#: The queue types :data:`ENV_QUEUE_TYPE` may name (Redis ignores the setting).
+QUEUE_TYPES = ("classic", "quorum")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +79,11 @@ class Settings:
         task_events: Workers and callers send task events (Flower's live view);
             off saves four task events per call (Flower can still switch
             worker events on while it runs).
+        queue_type: RabbitMQ type of the service queues (``x-queue-type``):
+            ``classic``, or ``quorum`` to keep them across the loss of a
+            cluster node. A queue's type is fixed when RabbitMQ first declares it.
+        sentinel_master: The master's name when the broker URL is
+            ``sentinel://host:port;sentinel://host2:port`` (Redis Sentinel).
     """
 
     broker_url: str = DEFAULT_BROKER_URL
@@ -81,13 +96,15 @@ class Settings:
     visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
     result_expires_s: int = DEFAULT_RESULT_EXPIRES_S
     task_events: bool = True
+    queue_type: str = "classic"
+    sentinel_master: str | None = None
 
     @property
     def backend_url(self) -> str:
         """The result backend actually used."""
         if self.result_backend:
             return self.result_backend
-        if self.broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+        if self.broker_url.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
             return self.broker_url
         return "rpc://"
 
@@ -111,15 +128,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, ENV_VISIBILITY_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT_S, int
         ),
         result_expires_s=_number(env, ENV_RESULT_EXPIRES, DEFAULT_RESULT_EXPIRES_S, int),
-        task_events=_switch(env, ENV_TASK_EVENTS, default=True),
+        task_events=switch(env, ENV_TASK_EVENTS, default=True),
+        queue_type=_queue_type(env.get(ENV_QUEUE_TYPE)),
+        sentinel_master=_sentinel_master(env),
     )
+
+
+def _sentinel_master(env: Mapping[str, str]) -> str | None:
+    master = env.get(ENV_SENTINEL_MASTER, "").strip() or None
+    if master is None and (env.get(ENV_BROKER_URL) or "").startswith("sentinel://"):
+        raise ConfigurationError(f"a sentinel:// broker URL needs {ENV_SENTINEL_MASTER}")
+    return master
+
+
+def _queue_type(raw: str | None) -> str:
+    value = (raw or "").strip().lower() or QUEUE_TYPES[0]
+    if value not in QUEUE_TYPES:
+        raise ConfigurationError(f"{ENV_QUEUE_TYPE} must be one of {', '.join(QUEUE_TYPES)}")
+    return value
 
 
 _ON = ("1", "true", "yes", "on")
 _OFF = ("0", "false", "no", "off")
 
 
-def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+def switch(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """An on/off environment variable: unset gives ``default``, anything odd an error."""
     value = env.get(name, "").strip().lower()
     if not value:
         return default

@@ -77,13 +77,24 @@ class QueueSpec:
         """The task (and routing key) that runs ``method`` through this queue."""
         return f"{self.prefix}.{method}"
 
-    def to_kombu(self, exchange: str) -> Queue:
-        return _kombu_queue(self.name, self.binding, exchange)
+    def to_kombu(self, exchange: str, queue_type: str = "classic") -> Queue:
+        """The kombu queue; ``queue_type`` is RabbitMQ's ``x-queue-type`` (see Settings)."""
+        return _kombu_queue(self.name, self.binding, exchange, queue_type)
+
+
+def queue_arguments(queue_type: str) -> dict[str, str] | None:
+    """The declare arguments of a service queue of ``queue_type`` (none for classic)."""
+    return None if queue_type == "classic" else {"x-queue-type": queue_type}
 
 
 @lru_cache(maxsize=1024)
-def _kombu_queue(name: str, binding: str, exchange: str) -> Queue:
-    return Queue(name, Exchange(exchange, type="topic", durable=True), routing_key=binding)
+def _kombu_queue(name: str, binding: str, exchange: str, queue_type: str) -> Queue:
+    return Queue(
+        name,
+        Exchange(exchange, type="topic", durable=True),
+        routing_key=binding,
+        queue_arguments=queue_arguments(queue_type),
+    )
 
 
 def split_routing_key(routing_key: str) -> tuple[str, str]:

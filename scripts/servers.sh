@@ -23,6 +23,12 @@ server_missing() {
   return 1
 }
 
+ensure_sshd_binary() {
+  # The host services' tests start their own sshd (tests/hosts/sshd.py).
+  [ -x /usr/sbin/sshd ] && return 0
+  apt_install openssh-server || { server_missing sshd "could not be installed (openssh-server)"; return 1; }
+}
+
 ensure_rabbitmq() {
   if ! command -v rabbitmqctl >/dev/null; then
     apt_install rabbitmq-server || { server_missing RabbitMQ "could not be installed"; return 1; }

@@ -27,6 +27,11 @@ from commissaire_tasks.config import load_settings
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
 
+def done_tokens(record: redis.Redis, run: str) -> list[int]:
+    """The tokens of every completed ``ledger.work`` of ``run``, in completion order."""
+    return [json.loads(entry)["token"] for entry in record.lrange(f"ledger:{run}:done", 0, -1)]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to the calls sent: the figures a reliability row asserts."""

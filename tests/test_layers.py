@@ -28,6 +28,9 @@ LAYERS: dict[str, int] = {
     "commissaire_tasks.worker": 3,
     "commissaire_tasks.service": 3,
     "commissaire_tasks.storage": 4,
+    # services built on the framework, beside storage (they use its client)
+    "commissaire_tasks.bridge": 4,
+    "commissaire_tasks.hosts": 4,
     "commissaire_tasks.ops": 5,
     "commissaire_tasks.testing": 6,
     "commissaire_tasks.cli": 7,

@@ -21,6 +21,7 @@ HOST_STATUSES: tuple[str, ...] = (
     "disassociated",
     "active",
     "failed",
+    "unreachable",
 )
 #: Network types a Network can have.
 NETWORK_TYPES: tuple[str, ...] = ("flannel_etcd", "flannel_server")
@@ -44,7 +45,20 @@ def _now() -> str:
 
 
 class Host(Model):
-    """A machine Commissaire manages; ``status`` is '' or one of :data:`HOST_STATUSES`."""
+    """A machine Commissaire manages; ``status`` is '' or one of :data:`HOST_STATUSES`.
+
+    Statuses: ``investigating`` (the investigator took it: facts are being read),
+    ``bootstrapping`` (facts saved, the OS command set is running), ``disassociated``
+    (ready, in no managed cluster), ``active`` (registered with its cluster's container
+    manager), ``failed`` (investigation or bootstrap failed: see ``reason``) and
+    ``unreachable`` (the watcher's last checks in a row all failed; the status it had
+    comes back when it answers again).
+
+    ``reason`` says why the last investigation or check went wrong, ``{}`` when it
+    did not: ``step`` (the named step that failed), ``exit_status`` (its exit status,
+    or None when it never ran), ``output`` (the end of its output) and ``at`` (UTC
+    timestamp). It never holds credentials.
+    """
 
     primary_key_field = "address"
 
@@ -56,6 +70,7 @@ class Host(Model):
     space: int = 0
     last_check: str = ""
     source: str = ""
+    reason: Options
 
 
 class HostCreds(SecretModel):

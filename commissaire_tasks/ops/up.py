@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..bridge.runner import bridge_command
+from ..bridge.settings import bridge_enabled
 from ..config import ENV_BROKER_URL, ENV_SECRETS_KEY, ENV_SERVICES, load_settings
 from ..errors import CommissaireTasksError, ConfigurationError
 from ..redact import redact_url
@@ -26,7 +28,7 @@ from . import embedded
 from .processes import ProcessGroup, stop_signals_hurry, stop_signals_interrupt
 from .readiness import wait_for_workers
 
-__all__ = ["UpOptions", "WorkerCommand", "run_up", "worker_commands"]
+__all__ = ["UpOptions", "WorkerCommand", "beat_commands", "run_up", "worker_commands"]
 
 #: Environment variable the secrets store handler reads its Fernet key from.
 
@@ -92,6 +94,21 @@ def worker_commands(
     return commands
 
 
+def beat_commands(modules: Sequence[ServiceModule], loglevel: str) -> list[WorkerCommand]:
+    """``celery -A <module> beat`` for each module that says ``RUNS_BEAT = True``."""
+    return [
+        WorkerCommand(
+            f"{module.short_name}-beat",
+            module.name,
+            "",
+            (sys.executable, "-m", "celery", "-A", module.name, "beat", "-l", loglevel),
+            {},
+        )
+        for module in modules
+        if module.has_app and getattr(sys.modules.get(module.name), "RUNS_BEAT", False)
+    ]
+
+
 def run_up(options: UpOptions, environ: Mapping[str, str], out: TextIO | None = None) -> int:
     """Run until stopped; 0 after Ctrl-C/SIGTERM, 1 when a process failed."""
     out = out or sys.stdout
@@ -151,6 +168,12 @@ def _serve(group: ProcessGroup, options: UpOptions, env: dict[str, str], out: Te
     _say(out, "Starting workers: " + ", ".join(f"{c.label} ({c.module})" for c in commands))
     for command in commands:
         group.spawn(command.label, command.args, {**env, **command.env})
+    for command in beat_commands(modules, options.loglevel):
+        _say(out, f"Starting beat: {command.label} ({command.module})")
+        group.spawn(command.label, command.args, {**env, **command.env})
+    if bridge_enabled(env):  # serves clients of the original bus (COMMISSAIRE_BRIDGE=on)
+        _say(out, "Starting the bridge for clients of the original Commissaire bus")
+        group.spawn("bridge", bridge_command(options.loglevel), env)
     _wait_ready(group, commands, env, options.ready_timeout_s)
     _print_ready(out, modules, env, len(commands))
     exited = group.wait_any()

@@ -42,6 +42,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
     }
+    results = {"visibility_timeout": settings.visibility_timeout_s}
+    if settings.sentinel_master:  # Redis Sentinel: the master's name, for broker and results
+        transport["master_name"] = results["master_name"] = settings.sentinel_master
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.backend_url,
@@ -56,7 +59,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 4,
         "broker_transport_options": transport,
-        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "result_backend_transport_options": results,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "redis_socket_connect_timeout": 5,
@@ -136,7 +139,7 @@ class _ServiceInstaller:
 
 def host_queue(app: CommissaireCelery, queue: QueueSpec) -> None:
     """Make ``queue`` one that a worker of ``app`` consumes by default."""
-    kombu_queue = queue.to_kombu(app.settings.exchange)
+    kombu_queue = queue.to_kombu(app.settings.exchange, app.settings.queue_type)
     amqp = app.__dict__.get("amqp")
     if amqp is not None and "queues" in amqp.__dict__:  # already built from task_queues
         amqp.queues.add(kombu_queue)
@@ -167,7 +170,9 @@ def create_app(
     app.service_queues = {}
     app.router = Router(QueueSpec.from_kwargs(q) for q in settings.queues)
     app.broker_routes = BrokerRoutes(app)
-    app.conf.task_queues = [spec.to_kombu(settings.exchange) for spec in _configured(settings)]
+    app.conf.task_queues = [
+        spec.to_kombu(settings.exchange, settings.queue_type) for spec in _configured(settings)
+    ]
     app.conf.task_routes = (_route_for(app),)
     startup.install(app)
     install_logging(app)
@@ -192,7 +197,7 @@ def _route_for(app: CommissaireCelery) -> Any:
         # no binding lookup per call, and a message restored after a crash finds its
         # queue again (kombu's Redis transport can lose topic-routed restores).
         return {
-            "queue": spec.to_kombu(app.settings.exchange),
+            "queue": spec.to_kombu(app.settings.exchange, app.settings.queue_type),
             "exchange": "",
             "routing_key": spec.name,
         }

@@ -11,13 +11,15 @@ so ``.get()`` raises ``NotImplementedError`` for a ``NotImplementedError`` and a
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from functools import cache, partial
 from typing import Any
 
 from celery import states
 from celery.backends.base import Backend
 from celery.backends.redis import RedisBackend
-from celery.backends.redis import ResultConsumer as RedisResultConsumer
+from celery.backends.redis import ResultConsumer as CeleryRedisResultConsumer
 from celery.exceptions import BackendStoreError, NotRegistered, TimeLimitExceeded, WorkerLostError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
@@ -135,32 +137,98 @@ class OneTripRedisStore:
 
 
 #: Reconnects (about one a second) a caller tries before it gives up subscribing to a
-#: call's result; Celery's 20 would make a call to a stopped Redis wait about 20 s.
+#: call's result when it is not waiting yet; Celery's 20 would make a call to a
+#: stopped Redis wait about 20 s. A caller waiting in ``get()`` retries until its timeout.
 SUBSCRIBE_RETRIES = 3
 
+#: When the call this thread waits for gives up (``time.monotonic()``), while it waits.
+_waiting = threading.local()
 
-class QuickResultConsumer(RedisResultConsumer):  # type: ignore[misc]
-    """Celery's Redis result consumer that gives up after :data:`SUBSCRIBE_RETRIES`.
 
-    Only subscribing waits less: storing results keeps the backend's own retries.
+def _seconds_left() -> float | None:
+    deadline = getattr(_waiting, "deadline", None)
+    return None if deadline is None else deadline - time.monotonic()
+
+
+class ReconnectingResultConsumer(CeleryRedisResultConsumer):  # type: ignore[misc]
+    """Celery's Redis result consumer, made safe across a Redis restart.
+
+    * After reconnecting, Celery reads the subscribed results and only then
+      subscribes again: a result stored in between is neither read nor
+      heard. Here they are read once more after subscribing; and again each
+      time redis-py reconnects the subscription by itself (a short outage),
+      which it does without reading anything.
+    * Reconnecting gives up when the waiting caller's timeout does (Celery
+      retries for about 20 s whatever the timeout), so the caller gets
+      :class:`~commissaire_tasks.errors.BrokerUnavailable` in time.
+    * After a reconnect that gave up, the next wait or call reconnects every
+      subscription (Celery would only subscribe a new call's result again, and
+      earlier waiters would hear nothing until their timeout).
+    * Subscribing outside a wait (when a call is sent) gives up after
+      :data:`SUBSCRIBE_RETRIES`; storing results keeps the backend's own retries.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._ensure = partial(self.backend.ensure, max_retries=SUBSCRIBE_RETRIES)
 
+    def _reconnect(self) -> None:
+        left = _seconds_left()
+        policy = {} if left is None else {"max_retries": None, "timeout": max(left, 0.01)}
+        self._ensure(self._reconnect_pubsub, (), **policy)
+
+    def _reconnect_pubsub(self) -> None:
+        super()._reconnect_pubsub()
+        with self._locked():
+            self._read_subscribed()
+            self._watch_reconnects()
+
+    def _watch_reconnects(self) -> None:
+        pubsub = self._pubsub
+        connection = pubsub.connection if pubsub is not None else None
+        if connection is not None:
+            # Called after redis-py's own callback, which subscribes again.
+            connection.register_connect_callback(self._on_pubsub_connect)
+
+    def _on_pubsub_connect(self, connection: Any) -> None:
+        pubsub = self._pubsub
+        if pubsub is not None and pubsub.connection is connection:
+            self._read_subscribed()
+
+    def _read_subscribed(self) -> None:
+        keys = list(self.subscribed_to)
+        if keys:
+            for meta in self.backend.client.mget(keys):
+                if meta:
+                    self.on_state_change(self._decode_result(meta), None)
+
+    def start(self, initial_task_id: str, **kwargs: Any) -> None:
+        with self._locked():
+            if not self.subscribed_to:  # first start: nothing subscribed yet
+                super().start(initial_task_id, **kwargs)
+                self._watch_reconnects()
+                return
+            self.subscribed_to.add(self._get_key_for_task(initial_task_id))
+            self._reconnect_pubsub()
+
+    def drain_events(self, timeout: float | None = None) -> None:
+        if self._pubsub is None and self.subscribed_to:
+            self._reconnect()
+        super().drain_events(timeout)
+
 
 @cache
 def with_jsonrpc_failures(backend_cls: type[Backend]) -> type[Backend]:
     """``backend_cls`` with :class:`JsonRpcFailures` mixed in (one class per backend type).
 
-    A Redis backend also gets :class:`OneTripRedisStore`.
+    A Redis backend also gets :class:`OneTripRedisStore` and
+    :class:`ReconnectingResultConsumer`.
     """
     mixins: tuple[type, ...] = (JsonRpcFailures,)
     attributes: dict[str, Any] = {}
     if issubclass(backend_cls, RedisBackend):
         mixins += (OneTripRedisStore,)
-        attributes["ResultConsumer"] = QuickResultConsumer
+        attributes["ResultConsumer"] = ReconnectingResultConsumer
     return type(backend_cls.__name__, (*mixins, backend_cls), attributes)
 
 
@@ -178,6 +246,8 @@ class BoundedResult(AsyncResult):  # type: ignore[misc]
     def get(self, timeout: float | None = None, *args: Any, **kwargs: Any) -> Any:
         if timeout is None:
             timeout = self.app.settings.call_timeout_s
+        outer = getattr(_waiting, "deadline", None)
+        _waiting.deadline = time.monotonic() + timeout
         try:
             return super().get(timeout, *args, **kwargs)
         except CeleryTimeoutError:
@@ -188,6 +258,13 @@ class BoundedResult(AsyncResult):  # type: ignore[misc]
             raise
         except UNREACHABLE as exc:
             raise BrokerUnavailable(self.routing_key or self.name or self.id, str(exc)) from exc
+        except RuntimeError as exc:  # Celery's "retry limit exceeded" while reconnecting
+            if not isinstance(exc.__cause__, UNREACHABLE):
+                raise
+            cause = str(exc.__cause__)
+            raise BrokerUnavailable(self.routing_key or self.name or self.id, cause) from exc
+        finally:
+            _waiting.deadline = outer
 
     def _stop_waiting(self) -> None:
         """Stop listening for this result now, while the interpreter can still talk to Redis.

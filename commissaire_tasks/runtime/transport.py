@@ -34,6 +34,7 @@ from ..errors import NoRouteError
 from . import deadletters
 from ._envelope import BadEntry, parse_entry
 from ._unroutable import send_mandatory
+from .restore import RestoringQoS
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 class Channel(kombu_redis.Channel):
     """Reuses one client per connection pool (pools are replaced after a fork)."""
 
+    #: Retries a restore that failed while Redis was down (see :mod:`._restore`).
+    QoS = RestoringQoS
     _reused_client: Any = None
 
     @contextmanager
@@ -125,11 +128,23 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
+class SentinelChannel(kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel, with the restore retried once Redis is back."""
+
+    QoS = RestoringQoS
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
 class Connection(kombu_connection.Connection):
     """A kombu connection that uses :class:`Transport` where kombu's Redis one was chosen."""
 
     def get_transport_cls(self) -> type[Any]:
         transport_cls = super().get_transport_cls()  # type: ignore[no-untyped-call]
+        if transport_cls is kombu_redis.SentinelTransport:
+            return SentinelTransport
         return Transport if transport_cls is kombu_redis.Transport else transport_cls
 
     def Pool(self, limit: int | None = None, **kwargs: Any) -> ConnectionPool:  # noqa: N802

@@ -13,8 +13,10 @@ from typing import Any
 from kombu.entity import Exchange, Queue
 
 from ..models import Model
+from ..routing import queue_arguments
 from ..runtime.transport import WITHOUT_SENT_EVENT
 from . import broadcast as broadcasting
+from .legacy import legacy_publisher
 from .subscriptions import Subscription, SubscriptionTable, notification_task_name
 
 
@@ -26,6 +28,8 @@ class Notifier:
         configured = [Subscription.from_dict(s) for s in config.get("subscribers", [])]
         #: The subscriptions, kept in the default handler.
         self.table = SubscriptionTable(handlers.default.handler, configured)
+        #: Publishes changes in the original form too, when configured (:mod:`.legacy`).
+        self._legacy = legacy_publisher(config, bus)
 
     def announce(self, cls: type[Model], outcome: Any, model: Model | None = None) -> int:
         """Send ``outcome`` to every matching subscriber; return how many were sent.
@@ -42,6 +46,7 @@ class Notifier:
         }
         if broadcasting.someone_listens():
             broadcasting.publish(body)
+        self._legacy.publish(body)
         sent = 0
         for subscription in self.table.current():
             if subscription.matches(cls.__name__, outcome.event):
@@ -54,7 +59,11 @@ class Notifier:
     ) -> None:
         app = self._bus.app
         queue = Queue(
-            subscription.queue, Exchange(""), routing_key=subscription.queue, durable=True
+            subscription.queue,
+            Exchange(""),
+            routing_key=subscription.queue,
+            durable=True,
+            queue_arguments=queue_arguments(app.settings.queue_type),  # as its worker declares it
         )
         app.send_task(
             notification_task_name(subscription.service, model_name, event),

@@ -2,7 +2,7 @@
 
 Runs as its own worker (``celery -A workers.storage worker``, queue ``storage``).
 Every committed create, update and delete is announced to the services that
-subscribed to it (see :mod:`commissaire_tasks.storage.notifications`).
+subscribed to it (see :mod:`commissaire_tasks.storage.notifier`).
 
 Writes are idempotent per call: a redelivered ``save`` (its worker died) is
 recognised by its call id and reports the first outcome without writing again.

@@ -76,6 +76,7 @@ def test_new_fills_every_default() -> None:
         "space": 0,
         "last_check": "",
         "source": "",
+        "reason": {},
     }
     assert HostCreds.new(address="h").remote_user == "root"
     assert Network.new(name="n").type == "flannel_etcd"
@@ -196,7 +197,7 @@ def test_a_list_model_reports_the_problems_of_its_items_by_position() -> None:
         [
             "hosts.1.address: must not be empty (got '')",
             "hosts.1.status: must be one of '', 'investigating', 'bootstrapping', "
-            "'disassociated', 'active', 'failed' (got 'x')",
+            "'disassociated', 'active', 'failed', 'unreachable' (got 'x')",
         ]
     )
 

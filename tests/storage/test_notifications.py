@@ -198,6 +198,30 @@ def test_with_no_subscribers_nothing_piles_up(redis_server: RedisServer, tmp_pat
     assert [(k, broker.llen(k)) for k in queues if broker.llen(k)] == []
 
 
+def test_a_subscriber_started_before_storage_ever_ran_gets_its_notifications(
+    tmp_path: Path,
+) -> None:
+    # Given a broker no storage worker has ever used, and a subscriber started first
+    with RedisServer(directory=tmp_path / "redis") as server:
+        record_url = server.url.rsplit("/", 1)[0] + "/6"
+        subscriber = WorkerProcess(
+            broker_url=server.url,
+            queues=["watch"],
+            log_dir=tmp_path,
+            env={"COMMISSAIRE_SERVICES": SUBSCRIBERS, "TEST_RECORD_URL": record_url},
+        )
+        with subscriber:
+            # Then it starts, and its subscription waits in the storage queue
+            wait_until(lambda: server.client().llen("storage") == 1, 10, "the subscription")
+            # And once storage starts, a created host reaches the subscriber
+            client = StorageClient(Bus(create_app(load_settings().replace(broker_url=server.url))))
+            with WorkerProcess(broker_url=server.url, app="workers.storage", log_dir=tmp_path):
+                host = client.save(new_host())
+                key = f"deliveries:Host:{host.address}"
+                record = redis.Redis.from_url(record_url)
+                wait_until(lambda: record.llen(key) == 1, 20, "the watch delivery")
+
+
 @pytest.mark.reliability
 def test_revision_gate_admits_each_newer_revision_once(redis_server: RedisServer) -> None:
     gate = RevisionGate(f"test-{uuid.uuid4().hex[:6]}", url=redis_server.url)

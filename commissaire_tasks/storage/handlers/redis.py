@@ -17,7 +17,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from ...config import DEFAULT_BROKER_URL, ENV_BROKER_URL, ENV_STORE_URL
+from ...config import DEFAULT_BROKER_URL, ENV_BROKER_URL, ENV_SENTINEL_MASTER, ENV_STORE_URL
+from ...runtime.sentinel import is_sentinel_url, master_client
 from .base import Event, Record, StoreHandler, WriteOutcome, not_found
 
 # KEYS: record, index. ARGV: data, write_id ('' for none), key.
@@ -54,27 +55,42 @@ def default_store_url() -> str:
 
 
 class RedisStoreHandler(StoreHandler):
-    """Keeps records in Redis (the broker's server unless ``url`` says otherwise)."""
+    """Keeps records in Redis (the broker's server unless ``url`` says otherwise).
+
+    A ``sentinel://`` URL (as the broker's) reaches the master Sentinel names
+    ``master_name`` (default ``$COMMISSAIRE_SENTINEL_MASTER``), again after a failover.
+    """
 
     type_name = "redis"
-    options = {"url": (str, None), "prefix": (str, "commissaire:store")}
+    options = {
+        "url": (str, None),
+        "prefix": (str, "commissaire:store"),
+        "master_name": (str, None),
+    }
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self.config["url"] = self.config.get("url") or default_store_url()
+        self.config["master_name"] = self.config.get("master_name") or os.environ.get(
+            ENV_SENTINEL_MASTER
+        )
         self._client: redis.Redis | None = None
         self._scripts: dict[str, Any] = {}
 
     @property
     def client(self) -> redis.Redis:
         if self._client is None:
-            self._client = redis.Redis.from_url(
-                self.config["url"],
-                socket_connect_timeout=5,
-                health_check_interval=10,
-                retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=8),
-                retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-            )
+            options: dict[str, Any] = {
+                "socket_connect_timeout": 5,
+                "health_check_interval": 10,
+                "retry": Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=8),
+                "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+            }
+            url = self.config["url"]
+            if is_sentinel_url(url):
+                self._client = master_client(url, self.config["master_name"], **options)
+            else:
+                self._client = redis.Redis.from_url(url, **options)
             self._scripts = {
                 "save": self._client.register_script(_SAVE),
                 "delete": self._client.register_script(_DELETE),

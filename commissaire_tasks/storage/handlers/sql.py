@@ -9,6 +9,7 @@ one new record race on the primary key, and the loser retries as an update.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,6 +39,7 @@ class SQLStoreHandler(StoreHandler):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self._engine: sa.Engine | None = None
+        self._engine_lock = threading.Lock()
         self.table = _records_table(self.config["table"])
 
     @classmethod
@@ -52,8 +54,11 @@ class SQLStoreHandler(StoreHandler):
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = _make_engine(self.config["url"])
-            self.table.metadata.create_all(self._engine)
+            with self._engine_lock:
+                if self._engine is None:
+                    engine = _make_engine(self.config["url"])
+                    _create_table(self.table, engine)
+                    self._engine = engine
         return self._engine
 
     def save(
@@ -118,6 +123,19 @@ class SQLStoreHandler(StoreHandler):
     def _select(self, model_type: str, key: str) -> sa.Select[Any]:
         t = self.table.c
         return sa.select(self.table).where(t.model_type == model_type, t.key == key)
+
+
+def _create_table(table: sa.Table, engine: sa.Engine) -> None:
+    """Create ``table`` unless it exists, also when another process creates it meanwhile.
+
+    ``create_all`` checks, then creates: two storage processes starting on a new
+    database can both pass the check, and PostgreSQL refuses the second CREATE.
+    """
+    try:
+        table.metadata.create_all(engine)
+    except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
+        if not sa.inspect(engine).has_table(table.name):
+            raise
 
 
 def _records_table(name: str) -> sa.Table:

@@ -1,0 +1,95 @@
+"""The host services' plumbing without SSH: key folders, addresses, command sets, `up`'s beat."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from commissaire_tasks.errors import ConfigurationError
+from commissaire_tasks.hosts.commands import command_set_for, load_command_sets
+from commissaire_tasks.hosts.keys import BadKeyError, private_folder, remove_leftovers, write_key
+from commissaire_tasks.hosts.target import split_address
+from commissaire_tasks.ops.up import beat_commands
+from commissaire_tasks.runtime.loader import load_service_modules
+
+
+def test_a_key_is_written_mode_0600_in_a_0700_folder_that_is_gone_after_a_failure() -> None:
+    key = base64.b64encode(b"-----BEGIN KEY-----\nabc\n-----END KEY-----").decode()
+
+    with pytest.raises(RuntimeError), private_folder() as folder:
+        path = write_key(folder, key)
+        modes = (folder.stat().st_mode & 0o777, path.stat().st_mode & 0o777)
+        raise RuntimeError("the run failed")
+
+    assert modes == (0o700, 0o600)
+    assert not folder.exists()
+
+
+def test_folders_left_by_a_dead_process_are_removed_by_the_next_run(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    left = tmp_path / f"run-{dead.stdout.strip()}-x"
+    left.mkdir()
+    (left / "id_key").write_text("secret")
+    ours = tmp_path / f"run-{os.getpid()}-y"
+    ours.mkdir()
+
+    removed = remove_leftovers(tmp_path)
+
+    assert removed == [left] and not left.exists() and ours.exists()
+
+
+def test_a_key_that_is_not_base64_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(BadKeyError, match="not valid base64"):
+        write_key(tmp_path, "-----BEGIN OPENSSH PRIVATE KEY----- not base64")
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("10.0.0.5", ("10.0.0.5", 22)),
+        ("10.0.0.5:2222", ("10.0.0.5", 2222)),
+        ("[::1]:2200", ("::1", 2200)),
+        ("fe80::1", ("fe80::1", 22)),
+        ("node.example", ("node.example", 22)),
+    ],
+)
+def test_an_address_may_carry_its_ssh_port(address: str, expected: tuple[str, int]) -> None:
+    assert split_address(address) == expected
+
+
+def test_the_packaged_command_sets_cover_fedora_rhel_centos_and_debian() -> None:
+    sets = load_command_sets()
+
+    assert {"fedora", "rhel", "redhat", "centos", "debian"} <= set(sets)
+    for command_set in {id(s): s for s in sets.values()}.values():
+        for task in command_set.tasks():  # templates resolve, every step is one task
+            assert task["name"]
+    with pytest.raises(LookupError, match="no bootstrap command set for OS 'plan9'"):
+        command_set_for("plan9", sets)
+
+
+def test_a_command_set_with_a_bad_step_fails_when_loaded_naming_the_step(tmp_path: Path) -> None:
+    steps = [{"name": "two actions", "packages": ["a"], "command": "true"}]
+    (tmp_path / "x.json").write_text(json.dumps({"os": ["x"], "steps": steps}))
+
+    with pytest.raises(ConfigurationError, match="step 1 \\(two actions\\): needs exactly one"):
+        load_command_sets(tmp_path)
+
+
+def test_up_starts_a_beat_for_the_watcher_module_only() -> None:
+    modules = load_service_modules(["workers.simple", "workers.watcher"])
+
+    (command,) = beat_commands(modules, "INFO")
+
+    assert command.args[1:6] == ("-m", "celery", "-A", "workers.watcher", "beat")

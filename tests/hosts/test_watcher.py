@@ -1,0 +1,118 @@
+"""The watcher over real SSH: unreachable hosts marked and restored, deleted ones left alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from commissaire_tasks import bus
+from commissaire_tasks.errors import StorageLookupError
+from commissaire_tasks.models import Host
+from commissaire_tasks.storage.client import StorageClient
+from commissaire_tasks.testing import RedisServer, WorkerProcess
+
+from .conftest import FAILURES_BEFORE_UNREACHABLE, ROOT_DIR, AddHost, wait_for_status
+from .sshd import SSHServer
+
+pytestmark = pytest.mark.usefixtures("host_workers")
+
+
+def test_a_host_is_unreachable_after_failed_checks_in_a_row_and_gets_its_status_back(
+    add_host: AddHost, address: str, storage: StorageClient, sshd: SSHServer
+) -> None:
+    add_host(address)
+    before, _ = wait_for_status(storage, address, ("disassociated", "failed"))
+    assert before.status == "disassociated", before.reason
+
+    sshd.stop()
+    try:
+        statuses = [bus.call("watcher.check", address)["status"]]
+        statuses += [bus.call("watcher.check", address)["status"]]
+    finally:
+        sshd.start()
+    down = storage.get_host(address)
+    answered = bus.call("watcher.check", address)
+    after = storage.get_host(address)
+
+    assert FAILURES_BEFORE_UNREACHABLE == 2
+    assert statuses == ["disassociated", "unreachable"]
+    assert down.reason["step"] == "check: check the host answers"
+    assert "Connection refused" in down.reason["output"]
+    assert down.last_check == before.last_check  # last_check is when it last answered
+    assert answered["status"] == "disassociated"
+    assert after.status == "disassociated" and after.reason == {}
+    assert after.last_check > before.last_check
+
+
+def test_a_round_checks_watched_hosts_only_and_a_deleted_host_is_not_checked_or_recreated(
+    add_host: AddHost, address: str, storage: StorageClient
+) -> None:
+    add_host(address)
+    wait_for_status(storage, address, ("disassociated", "failed"))
+
+    assert address in bus.call("watcher.check_all")
+    storage.delete(Host.new(address=address))
+
+    assert address not in bus.call("watcher.check_all")
+    assert bus.call("watcher.check", address) == {
+        "address": address,
+        "checked": False,
+        "why": "deleted",
+    }
+    with pytest.raises(StorageLookupError):
+        storage.get_host(address)
+
+
+def beat(config: Path, redis_server: RedisServer, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.watcher", "beat", "-l", "INFO"],
+            cwd=ROOT_DIR,
+            env={
+                **os.environ,
+                "COMMISSAIRE_BROKER_URL": redis_server.url,
+                "COMMISSAIRE_CONFIG_FILE": str(config),
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_the_beat_checks_hosts_every_interval_a_deleted_one_no_more_and_a_second_beat_refuses(
+    add_host: AddHost,
+    address: str,
+    storage: StorageClient,
+    hosts_config: Path,
+    redis_server: RedisServer,
+    host_workers: dict[str, WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    add_host(address)
+    first, _ = wait_for_status(storage, address, ("disassociated", "failed"))
+    running = beat(hosts_config, redis_server, tmp_path / "beat.log")
+    try:
+        deadline = time.monotonic() + 30
+        while storage.get_host(address).last_check == first.last_check:
+            assert time.monotonic() < deadline, (tmp_path / "beat.log").read_text()
+            time.sleep(0.2)
+        second = beat(hosts_config, redis_server, tmp_path / "beat2.log")
+        assert second.wait(30) != 0
+        refusal = (tmp_path / "beat2.log").read_text()
+        assert "another watcher beat is running" in refusal
+
+        storage.delete(Host.new(address=address))
+        checks_before = host_workers["services"].log().count(f"check {address}:")
+        time.sleep(3)  # three rounds at interval_s 1
+        checks_after = host_workers["services"].log().count(f"check {address}:")
+    finally:
+        running.terminate()
+        running.wait(30)
+
+    assert checks_after == checks_before
+    with pytest.raises(StorageLookupError):
+        storage.get_host(address)

@@ -1,0 +1,345 @@
+"""Broker outages: a Redis restart under load leaves no call stuck and hides no result.
+
+Redis runs with its append-only file on (``appendfsync always``), is shut down
+mid-load and started again on the same port and folder. Executions are counted
+in a ledger on a second Redis (the session's), so the outage cannot touch the
+count. Each test prints its figures (run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from commissaire_tasks import models
+from commissaire_tasks.app import create_app
+from commissaire_tasks.bus import Bus
+from commissaire_tasks.config import load_settings
+from commissaire_tasks.errors import BrokerUnavailable, StorageLookupError
+from commissaire_tasks.storage.client import StorageClient
+from commissaire_tasks.testing import RedisServer, WorkerProcess
+from tests.ledger import done_tokens
+
+pytestmark = pytest.mark.reliability
+
+#: The default visibility timeout: nothing here may wait for it.
+VISIBILITY_S = 1800
+#: Seconds every call sent before the outage gets to complete once Redis is back.
+BOUND_S = 30.0
+
+
+class Ledger:
+    """A ``ledger`` worker on the broker under test; executions recorded elsewhere."""
+
+    def __init__(self, broker: RedisServer, record: RedisServer, log_dir: Path) -> None:
+        self.run = uuid.uuid4().hex[:8]
+        self.queue = {
+            "name": f"ledger_{self.run}",
+            "routing_key": f"ledger_{self.run}.*",
+            "service": "ledger",
+        }
+        self.url = broker.url
+        self.record = redis.Redis.from_url(record.url.rsplit("/", 1)[0] + "/9")
+        self.log_dir = log_dir
+        self.env = {
+            "COMMISSAIRE_SERVICES": "tests.services",
+            "COMMISSAIRE_QUEUES": json.dumps([self.queue]),
+            "COMMISSAIRE_VISIBILITY_TIMEOUT": str(VISIBILITY_S),
+            "TEST_RECORD_URL": record.url.rsplit("/", 1)[0] + "/9",
+        }
+        settings = load_settings().replace(
+            broker_url=self.url, queues=(self.queue,), visibility_timeout_s=VISIBILITY_S
+        )
+        self.bus = Bus(create_app(settings))
+
+    def worker(self, concurrency: int = 2) -> WorkerProcess:
+        return WorkerProcess(
+            broker_url=self.url,
+            queues=[self.queue["name"]],
+            concurrency=concurrency,
+            env=self.env,
+            log_dir=self.log_dir,
+        )
+
+    @property
+    def routing_key(self) -> str:
+        return f"ledger_{self.run}.work"
+
+    def send(self, token: int, seconds: float = 0.05):  # type: ignore[no-untyped-def]
+        return self.bus.send(self.routing_key, self.run, token, seconds)
+
+    def tokens(self) -> list[int]:
+        return done_tokens(self.record, self.run)
+
+    def wait_for_all(self, sent: int, timeout_s: float) -> float:
+        """Seconds until every token below ``sent`` was recorded (or the timeout)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if set(range(sent)) <= set(self.tokens()):
+                break
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+
+def figures(name: str, sent: int, tokens: list[int], **extra: float) -> dict[str, float]:
+    counts = Counter(tokens)
+    result: dict[str, float] = {
+        "sent": sent,
+        "completed": len(counts),
+        "duplicated": sum(n - 1 for n in counts.values() if n > 1),
+        **extra,
+    }
+    print(f"\n[outages] {name}: {json.dumps(result)}")
+    return result
+
+
+@pytest.fixture
+def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(appendonly=True, directory=tmp_path / "redis") as server:
+        yield server
+
+
+def test_a_redis_restart_under_load_leaves_no_call_waiting_for_the_visibility_timeout(
+    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    sent = 60
+    with ledger.worker(concurrency=2) as worker:
+        for token in range(sent):
+            ledger.send(token)
+        time.sleep(0.5)
+        done_at_stop = len(ledger.tokens())
+        aof_redis.stop()  # SIGTERM: Redis writes its append-only file and exits
+        time.sleep(2)
+        done_at_start = len(ledger.tokens())
+        aof_redis.start()
+        seconds = ledger.wait_for_all(sent, BOUND_S)
+        time.sleep(1)  # let a late duplicate show itself
+        tokens = ledger.tokens()
+        log = worker.log()
+    result = figures(
+        "redis restart, 60 calls",
+        sent,
+        tokens,
+        done_at_stop=done_at_stop,
+        done_during_outage=done_at_start - done_at_stop,
+        seconds_after_restart=round(seconds, 2),
+    )
+    assert result["completed"] == sent, log[-3000:]
+    assert seconds < BOUND_S
+    # Only a call running when Redis went away may run twice: its first run ended
+    # around the outage (its acknowledgement could not reach Redis).
+    first_runs = {token: tokens.index(token) for token in set(tokens)}
+    for token, count in Counter(tokens).items():
+        if count > 1:
+            assert done_at_stop - 2 <= first_runs[token] < done_at_start + 2, (token, tokens)
+
+
+class Waiter(threading.Thread):
+    """Runs ``wait()`` in a thread; keeps what it returned or raised and when."""
+
+    def __init__(self, wait: Callable[[], Any]) -> None:
+        super().__init__(daemon=True)
+        self.wait = wait
+        self.outcome: Any = None
+        self.ended_at: float | None = None
+
+    def run(self) -> None:
+        try:
+            self.outcome = self.wait()
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            self.outcome = exc
+        self.ended_at = time.monotonic()
+
+
+def test_a_call_running_across_a_redis_restart_runs_once_and_its_worker_keeps_serving(
+    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    with ledger.worker(concurrency=1) as worker:
+        long_call = ledger.send(0, seconds=10.0)  # ends after the worker has reconnected
+        inspect = ledger.bus.app.control.inspect(destination=[worker.hostname], timeout=1)
+        wait = time.monotonic() + 10
+        while not (inspect.active() or {}).get(worker.hostname) and time.monotonic() < wait:
+            time.sleep(0.1)
+        aof_redis.stop()
+        time.sleep(2)
+        aof_redis.start()
+        assert long_call.get(timeout=40) == 0
+        assert ledger.bus.call(ledger.routing_key, ledger.run, 1, 0.0, timeout=20) == 1
+        time.sleep(6)  # past a restore sweep: a second run of token 0 would show now
+        alive = worker.process is not None and worker.process.poll() is None
+        log = worker.log()
+    result = figures("call running across a restart", 2, ledger.tokens())
+    assert alive, log[-3000:]
+    assert "Unrecoverable error" not in log, log[-3000:]
+    assert result["duplicated"] == 0
+
+
+def test_callers_blocked_across_a_redis_restart_receive_every_result(
+    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    key, run = ledger.routing_key, ledger.run
+    with ledger.worker(concurrency=2):
+        ledger.bus.call(key, run, 999, 0.0, timeout=20)  # the result consumer is subscribed
+        sent = [ledger.send(token, seconds=0.2) for token in range(10)]
+        waiters = [
+            Waiter(lambda: [r.get(timeout=45) for r in sent]),
+            Waiter(lambda: ledger.bus.call(key, run, 100, 1.0, timeout=45)),
+            Waiter(lambda: ledger.bus.call_many(key, [[run, t, 0.2] for t in range(200, 210)], 45)),
+        ]
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(0.5)  # every waiter is blocked in the result consumer
+        aof_redis.stop()
+        time.sleep(2)
+        aof_redis.start()
+        restarted = time.monotonic()
+        for waiter in waiters:
+            waiter.join(60)
+    seconds = max((w.ended_at or time.monotonic()) - restarted for w in waiters)
+    received = [*(waiters[0].outcome or []), waiters[1].outcome, *(waiters[2].outcome or [])]
+    figures(
+        "callers blocked across a restart",
+        21,
+        [t for t in received if isinstance(t, int)],
+        seconds_after_restart=round(seconds, 2),
+    )
+    assert waiters[0].outcome == list(range(10))
+    assert waiters[1].outcome == 100
+    assert waiters[2].outcome == list(range(200, 210))
+    assert seconds < BOUND_S
+
+
+def test_a_caller_whose_timeout_ends_in_the_outage_gets_broker_unavailable_in_time(
+    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    with ledger.worker(concurrency=1):
+        ledger.bus.call(ledger.routing_key, ledger.run, 999, 0.0, timeout=20)
+        waiter = Waiter(lambda: ledger.send(1, seconds=2.0).get(timeout=4))
+        waiter.start()
+        time.sleep(0.5)
+        aof_redis.stop()
+        stopped = time.monotonic()
+        waiter.join(30)
+        waited = (waiter.ended_at or time.monotonic()) - stopped
+        aof_redis.start()
+    print(
+        f"\n[outages] timeout in the outage: {type(waiter.outcome).__name__} after {waited:.2f} s"
+    )
+    assert isinstance(waiter.outcome, BrokerUnavailable), repr(waiter.outcome)
+    assert waited < 3.5 + 2.0  # its 4 s timeout (0.5 s of it spent before the stop), plus margin
+
+
+def test_a_result_stored_while_its_caller_reconnects_still_reaches_the_caller(
+    aof_redis: RedisServer,
+) -> None:
+    app = create_app(load_settings().replace(broker_url=aof_redis.url), services=())
+    call_id = str(uuid.uuid4())
+    result = app.AsyncResult(call_id)
+    backend = result.backend  # (each thread has its own: this is the waiter's)
+    waiter = Waiter(lambda: result.get(timeout=25))
+    waiter.start()
+    time.sleep(0.5)  # the caller is subscribed to the call's result
+    aof_redis.stop()
+    client = backend.client
+    read = client.mget
+    stored: list[bool] = []
+
+    def read_then_store(*args: Any, **kwargs: Any) -> Any:
+        """The reconnect's read of the subscribed results; the result lands just after it."""
+        values = read(*args, **kwargs)
+        if not stored:
+            stored.append(True)
+            backend.store_result(call_id, 42, "SUCCESS")
+        return values
+
+    client.mget = read_then_store
+    time.sleep(1)
+    aof_redis.start()
+    waiter.join(30)
+    assert stored, repr(waiter.outcome)
+    assert waiter.outcome == 42
+
+
+def test_storage_notifications_sent_around_a_redis_restart_all_reach_the_subscriber(
+    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    url = aof_redis.url
+    record_url = redis_server.url.rsplit("/", 1)[0] + "/10"
+    record = redis.Redis.from_url(record_url)
+    storage = WorkerProcess(broker_url=url, app="workers.storage", concurrency=2, log_dir=tmp_path)
+    watch = WorkerProcess(
+        broker_url=url,
+        queues=["watch"],
+        log_dir=tmp_path,
+        env={"COMMISSAIRE_SERVICES": "tests.subscribers", "TEST_RECORD_URL": record_url},
+    )
+    client = StorageClient(Bus(create_app(load_settings().replace(broker_url=url))), timeout=20)
+
+    def deliveries(host: models.Host) -> list[list[str]]:
+        entries = record.lrange(f"deliveries:Host:{host.address}", 0, -1)
+        return [entry.decode().split() for entry in entries]
+
+    def wait_until(condition: Callable[[], bool], timeout_s: float) -> float:
+        started = time.monotonic()
+        while not condition() and time.monotonic() - started < timeout_s:
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    hosts = [models.Host.new(address=f"o-{uuid.uuid4().hex[:8]}") for _ in range(40)]
+    with storage, watch:
+        probe = client.save(models.Host.new(address=f"probe-{uuid.uuid4().hex[:8]}"))
+        assert wait_until(lambda: bool(deliveries(probe)), 20) < 20  # the subscription is in
+        saving = Waiter(lambda: [_save_or_error(client, host) for host in hosts])
+        saving.start()
+        wait_until(lambda: len(record.keys("deliveries:Host:o-*")) >= 10, 20)
+        aof_redis.stop()
+        time.sleep(2)
+        aof_redis.start()
+        restarted = time.monotonic()
+        saving.join(60)
+        stored = [h for h in hosts if _exists(client, h)]
+        wait_until(lambda: all(deliveries(h) for h in stored), BOUND_S)
+        seconds = time.monotonic() - restarted
+        time.sleep(1)  # let a late duplicate show itself
+        log = watch.log()
+    outcomes = Counter(type(o).__name__ for o in saving.outcome)
+    found = {h.address: deliveries(h) for h in stored}
+    figures(
+        "storage notifications across a restart",
+        len(stored),
+        [i for i, h in enumerate(stored) for _ in found[h.address]],
+        attempted=len(hosts),
+        seconds_after_restart=round(seconds, 2),
+    )
+    print(f"[outages] save outcomes: {dict(outcomes)}")
+    assert all(found[h.address] for h in stored), log[-3000:]
+    for entries in found.values():  # a duplicate is the same change again: the gate drops it
+        assert {(e[0], e[1], e[2]) for e in entries} == {("watch", "created", "1")}
+
+
+def _save_or_error(client: StorageClient, host: models.Host) -> Any:
+    try:
+        return client.save(host)
+    except Exception as exc:  # noqa: BLE001 - counted by the test
+        return exc
+
+
+def _exists(client: StorageClient, host: models.Host) -> bool:
+    try:
+        client.get(host)
+    except StorageLookupError:
+        return False
+    return True

@@ -1,0 +1,212 @@
+"""RabbitMQ: quorum service queues, and a restart of RabbitMQ under load.
+
+The shared RabbitMQ on 5672 serves other tests, so these start a private node of
+their own (own name, ports and folders under the test's temporary directory)
+and restart that one (``rabbitmqctl stop_app`` / ``start_app``). Results go to
+the session's Redis. Each test prints its figures (run with ``-s``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from commissaire_tasks.app import create_app
+from commissaire_tasks.bus import Bus
+from commissaire_tasks.config import load_settings
+from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
+from tests.ledger import done_tokens
+
+pytestmark = pytest.mark.reliability
+
+#: Seconds every call sent before the restart gets to complete once RabbitMQ is back.
+BOUND_S = 30.0
+
+
+class RabbitNode:
+    """A private ``rabbitmq-server`` node on loopback ports of its own."""
+
+    def __init__(self, directory: Path) -> None:
+        self.name = f"ct{uuid.uuid4().hex[:8]}@localhost"
+        self.port = free_port()
+        self.directory = directory
+        self.pid_file = directory / "pid"
+        (directory / "mnesia").mkdir(parents=True)
+        (directory / "log").mkdir()
+        (directory / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        (directory / "enabled_plugins").write_text("[].\n")
+        self.env = {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(directory / "log"),
+            "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(self.pid_file),
+        }
+        if os.geteuid() == 0:  # the server script runs itself as the rabbitmq user
+            for path in [directory.parent, directory, *directory.rglob("*")]:
+                shutil.chown(path, "rabbitmq", "rabbitmq")
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def ctl(self, *args: str, timeout_s: float = 60) -> str:
+        done = subprocess.run(
+            ["rabbitmqctl", "-q", "-n", self.name, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=True,
+        )
+        return done.stdout
+
+    def start(self) -> RabbitNode:
+        subprocess.run(["rabbitmq-server", "-detached"], env=self.env, check=True, timeout=30)
+        self.ctl("wait", str(self.pid_file), "--timeout", "60", timeout_s=90)
+        return self
+
+    def stop(self) -> None:
+        pid = self.pid_file.read_text().strip() if self.pid_file.exists() else ""
+        try:
+            self.ctl("stop", timeout_s=60)
+        except (subprocess.SubprocessError, OSError):
+            pass
+        if pid:  # never leave the node behind
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+
+    def queue_types(self) -> dict[str, str]:
+        lines = self.ctl("list_queues", "name", "type", "--no-table-headers").splitlines()
+        return dict(line.split("\t")[:2] for line in lines if "\t" in line)
+
+
+@pytest.fixture
+def rabbit() -> Iterator[RabbitNode]:
+    if shutil.which("rabbitmq-server") is None:
+        pytest.skip("rabbitmq-server is not installed")
+    # Not under pytest's tmp_path: its folders are private to this user, and the
+    # node runs as the rabbitmq user.
+    directory = Path(tempfile.mkdtemp(prefix="ct-rabbit-"))
+    node = RabbitNode(directory / "node")
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class Ledger:
+    """A ``ledger`` worker on quorum queues of the private node; executions counted in Redis."""
+
+    def __init__(self, rabbit: RabbitNode, results: RedisServer, log_dir: Path) -> None:
+        self.run = uuid.uuid4().hex[:8]
+        self.queue = {
+            "name": f"ledger_{self.run}",
+            "routing_key": f"ledger_{self.run}.*",
+            "service": "ledger",
+        }
+        self.broker_url = rabbit.url
+        self.backend_url = results.url
+        record_url = results.url.rsplit("/", 1)[0] + "/11"
+        self.record = redis.Redis.from_url(record_url)
+        self.log_dir = log_dir
+        self.env = {
+            "COMMISSAIRE_SERVICES": "tests.services",
+            "COMMISSAIRE_QUEUES": json.dumps([self.queue]),
+            "COMMISSAIRE_QUEUE_TYPE": "quorum",
+            "TEST_RECORD_URL": record_url,
+        }
+        settings = load_settings().replace(
+            broker_url=self.broker_url,
+            result_backend=self.backend_url,
+            queues=(self.queue,),
+            queue_type="quorum",
+        )
+        self.bus = Bus(create_app(settings))
+
+    def worker(self, concurrency: int = 2) -> WorkerProcess:
+        return WorkerProcess(
+            broker_url=self.broker_url,
+            result_backend=self.backend_url,
+            queues=[self.queue["name"]],
+            concurrency=concurrency,
+            env=self.env,
+            log_dir=self.log_dir,
+        )
+
+    def send(self, token: int, seconds: float = 0.05):  # type: ignore[no-untyped-def]
+        return self.bus.send(f"ledger_{self.run}.work", self.run, token, seconds)
+
+    def tokens(self) -> list[int]:
+        return done_tokens(self.record, self.run)
+
+
+def test_service_queues_are_quorum_queues_when_configured_and_calls_work(
+    rabbit: RabbitNode, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ledger = Ledger(rabbit, redis_server, tmp_path)
+    with ledger.worker(concurrency=2):
+        results = [ledger.send(token) for token in range(20)]
+        assert [r.get(timeout=30) for r in results] == list(range(20))
+    assert rabbit.queue_types()[ledger.queue["name"]] == "quorum"
+
+
+def test_a_rabbitmq_restart_under_load_completes_every_call_soon_after(
+    rabbit: RabbitNode, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ledger = Ledger(rabbit, redis_server, tmp_path)
+    sent = 60
+    with ledger.worker(concurrency=2) as worker:
+        for token in range(sent):
+            ledger.send(token)
+        time.sleep(0.5)
+        done_at_stop = len(ledger.tokens())
+        rabbit.ctl("stop_app")
+        time.sleep(2)
+        done_at_start = len(ledger.tokens())
+        rabbit.ctl("start_app")
+        restarted = time.monotonic()
+        while time.monotonic() - restarted < BOUND_S and not set(range(sent)) <= set(
+            ledger.tokens()
+        ):
+            time.sleep(0.1)
+        seconds = time.monotonic() - restarted
+        time.sleep(1)  # let a late duplicate show itself
+        tokens = ledger.tokens()
+        log = worker.log()
+    counts = Counter(tokens)
+    figures = {
+        "sent": sent,
+        "completed": len(counts),
+        "duplicated": sum(n - 1 for n in counts.values() if n > 1),
+        "done_at_stop": done_at_stop,
+        "done_during_outage": done_at_start - done_at_stop,
+        "seconds_after_restart": round(seconds, 2),
+    }
+    print(f"\n[outages] rabbitmq restart, 60 calls: {json.dumps(figures)}")
+    assert figures["completed"] == sent, log[-3000:]
+    assert seconds < BOUND_S
+    first_runs = {token: tokens.index(token) for token in counts}
+    for token, count in counts.items():
+        if count > 1:  # only a call running when RabbitMQ went away may run twice
+            assert done_at_stop - 2 <= first_runs[token] < done_at_start + 2, (token, tokens)
