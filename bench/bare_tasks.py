@@ -70,7 +70,9 @@ def identical_app(
     app.conf.update(celery_config(settings))
     app.conf.task_queues = [QueueSpec.default_for(BARE_QUEUE).to_kombu(settings.exchange)]
     if client:
-        app.conf.task_routes = create_app(settings, services=()).conf.task_routes
+        routing = create_app(settings, services=())
+        routing.router.add_service(BARE_QUEUE)  # routed before any bare worker bound its queue
+        app.conf.task_routes = routing.conf.task_routes
     return _register(app)
 
 

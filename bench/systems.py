@@ -102,6 +102,8 @@ class FrameworkSystem:
             task_events=task_events,
         )
         self.app = create_app(settings, services=())
+        for service in self.queues:  # known without the broker's bindings: no worker has run yet
+            self.app.router.add_service(service)
         self.bus = Bus(self.app)
 
     def worker_env(self) -> dict[str, str]:
