@@ -7,6 +7,8 @@ the embedded Redis, so nothing a worker acknowledges is lost.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import inspect
 import os
 import shlex
@@ -220,14 +222,22 @@ def _print_ready(
     _say(out, f"Ready: {workers} worker(s) serving {', '.join(s.name for s in services)}.")
     _say(out, f"Broker: {redact_url(env[ENV_BROKER_URL])}")
     _say(out, "Call services from another shell (paste these lines; no venv needed):")
-    for line in second_shell_lines(env, _example_call(services)):
+    for line in second_shell_lines(env, _example_call(services), _local_root(modules)):
         _say(out, f"    {line}")
     _say(out, "Press Ctrl-C to stop.")
 
 
-def second_shell_lines(env: Mapping[str, str], example: str) -> list[str]:
-    """``export`` lines for the broker and secrets key, then commands with absolute paths."""
+def second_shell_lines(
+    env: Mapping[str, str], example: str, local_root: str | None = None
+) -> list[str]:
+    """``export`` lines for the broker and secrets key, then commands with absolute paths.
+
+    ``local_root``: the folder the service modules are imported from (a checkout's
+    ``workers``), exported as ``PYTHONPATH`` so the commands find them from anywhere.
+    """
     lines = [f"export {ENV_BROKER_URL}={shlex.quote(env[ENV_BROKER_URL])}"]
+    if local_root is not None:
+        lines.append(f"export PYTHONPATH={shlex.quote(local_root)}")
     if env.get(ENV_SECRETS_KEY):
         lines.append(f"export {ENV_SECRETS_KEY}={shlex.quote(env[ENV_SECRETS_KEY])}")
     if env.get(ENV_SERVICES):
@@ -235,6 +245,19 @@ def second_shell_lines(env: Mapping[str, str], example: str) -> list[str]:
     command = cli_command()
     lines += [f"{command} call {example}", f"{command} status", f"{command} services"]
     return lines
+
+
+def _local_root(modules: Sequence[ServiceModule]) -> str | None:
+    """The current folder, when some service module is importable only from there."""
+    here = os.getcwd()
+    elsewhere = [p for p in sys.path if p not in ("", here)]
+    for module in modules:
+        top = module.name.partition(".")[0]
+        if importlib.machinery.PathFinder.find_spec(top, elsewhere) is None:
+            spec = importlib.util.find_spec(top)
+            if spec is not None and str(spec.origin or "").startswith(here + os.sep):
+                return here
+    return None
 
 
 def cli_command() -> str:

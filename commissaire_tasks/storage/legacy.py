@@ -68,7 +68,10 @@ class LegacyPublisher:
 
 
 def legacy_publisher(config: Mapping[str, Any], bus: Any) -> LegacyPublisher:
-    """The storage service's publisher: on when its config or the environment says so."""
+    """The storage service's publisher: on when its config or the environment says so.
+
+    Off, it needs no app (a unit test's stand-in bus has none).
+    """
     enabled = bool(config.get(CONFIG_KEY)) or switch(os.environ, ENV_LEGACY_NOTIFICATIONS)
     exchange = os.environ.get(ENV_BRIDGE_EXCHANGE) or DEFAULT_EXCHANGE
-    return LegacyPublisher(bus.app, exchange, enabled=enabled)
+    return LegacyPublisher(bus.app if enabled else None, exchange, enabled=enabled)
