@@ -222,7 +222,8 @@ def _install_notify_task(
         _dispatch(service, model_name, event, body, message)
 
     deliver.__name__ = f"{cls.__name__}_notify_{model_name}_{event}"
-    # No result and no task events: a delivery costs the subscriber no publish of its own.
+    # No result; task events as for any call, so Flower lists each delivery
+    # (COMMISSAIRE_TASK_EVENTS=off trades that for speed, for every task alike).
     register_task(
         app,
         name,
@@ -231,7 +232,6 @@ def _install_notify_task(
         method=address,
         queue=queue,
         ignore_result=True,
-        send_events=False,
     )
 
 
