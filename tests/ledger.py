@@ -28,7 +28,7 @@ from commissaire_tasks.testing import RedisServer, WorkerProcess
 
 
 def done_tokens(record: redis.Redis, run: str) -> list[int]:
-    """The tokens of every completed ``ledger.work`` of ``run``, in completion order."""
+    """The token of every completed ``ledger.work`` of ``run``, in completion order."""
     return [json.loads(entry)["token"] for entry in record.lrange(f"ledger:{run}:done", 0, -1)]
 
 
@@ -68,13 +68,16 @@ class Ledger:
 
     def __init__(
         self,
-        broker: RedisServer,
+        broker: Any,
         log_dir: Path,
         visibility_s: int = 30,
         record_server: RedisServer | None = None,
         extra_env: dict[str, str] | None = None,
+        result_backend: str | None = None,
         **settings: Any,
     ) -> None:
+        """``broker``: anything with a ``url`` (a RedisServer, a RabbitMQ node); records go
+        to ``record_server`` (the broker's server by default), database 8."""
         self.run = uuid.uuid4().hex[:8]
         self.queue = {
             "name": f"ledger_{self.run}",
@@ -82,6 +85,7 @@ class Ledger:
             "service": "ledger",
         }
         self.url = broker.url
+        self.result_backend = result_backend
         self.record_url = (record_server or broker).url.rsplit("/", 1)[0] + "/8"
         self.log_dir = log_dir
         self.env = {
@@ -92,7 +96,11 @@ class Ledger:
             **(extra_env or {}),
         }
         caller = load_settings().replace(
-            broker_url=self.url, queues=(self.queue,), visibility_timeout_s=visibility_s, **settings
+            broker_url=self.url,
+            result_backend=result_backend,
+            queues=(self.queue,),
+            visibility_timeout_s=visibility_s,
+            **settings,
         )
         self.bus = Bus(create_app(caller))
         self.record = redis.Redis.from_url(self.record_url)
@@ -104,6 +112,7 @@ class Ledger:
     def worker(self, concurrency: int = 2) -> WorkerProcess:
         return WorkerProcess(
             broker_url=self.url,
+            result_backend=self.result_backend,
             queues=[self.queue["name"]],
             concurrency=concurrency,
             env=self.env,
@@ -112,6 +121,10 @@ class Ledger:
 
     def send(self, token: int, seconds: float = 0.0) -> Any:
         return self.bus.send(self.key("work"), self.run, token, seconds)
+
+    def tokens(self) -> list[int]:
+        """The token of every completion, in completion order (a token twice: it ran twice)."""
+        return done_tokens(self.record, self.run)
 
     def started(self) -> list[dict[str, Any]]:
         return self._entries("started")

@@ -27,7 +27,7 @@ from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import BrokerUnavailable, StorageLookupError
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import RedisServer, WorkerProcess
-from tests.ledger import done_tokens
+from tests.ledger import Ledger
 
 pytestmark = pytest.mark.reliability
 
@@ -37,57 +37,16 @@ VISIBILITY_S = 1800
 BOUND_S = 30.0
 
 
-class Ledger:
-    """A ``ledger`` worker on the broker under test; executions recorded elsewhere."""
+def outage_ledger(broker: RedisServer, record: RedisServer, log_dir: Path) -> Ledger:
+    """A ledger on ``broker`` with the default visibility timeout; records on ``record``."""
+    return Ledger(broker, log_dir, visibility_s=VISIBILITY_S, record_server=record)
 
-    def __init__(self, broker: RedisServer, record: RedisServer, log_dir: Path) -> None:
-        self.run = uuid.uuid4().hex[:8]
-        self.queue = {
-            "name": f"ledger_{self.run}",
-            "routing_key": f"ledger_{self.run}.*",
-            "service": "ledger",
-        }
-        self.url = broker.url
-        self.record = redis.Redis.from_url(record.url.rsplit("/", 1)[0] + "/9")
-        self.log_dir = log_dir
-        self.env = {
-            "COMMISSAIRE_SERVICES": "tests.services",
-            "COMMISSAIRE_QUEUES": json.dumps([self.queue]),
-            "COMMISSAIRE_VISIBILITY_TIMEOUT": str(VISIBILITY_S),
-            "TEST_RECORD_URL": record.url.rsplit("/", 1)[0] + "/9",
-        }
-        settings = load_settings().replace(
-            broker_url=self.url, queues=(self.queue,), visibility_timeout_s=VISIBILITY_S
-        )
-        self.bus = Bus(create_app(settings))
 
-    def worker(self, concurrency: int = 2) -> WorkerProcess:
-        return WorkerProcess(
-            broker_url=self.url,
-            queues=[self.queue["name"]],
-            concurrency=concurrency,
-            env=self.env,
-            log_dir=self.log_dir,
-        )
-
-    @property
-    def routing_key(self) -> str:
-        return f"ledger_{self.run}.work"
-
-    def send(self, token: int, seconds: float = 0.05):  # type: ignore[no-untyped-def]
-        return self.bus.send(self.routing_key, self.run, token, seconds)
-
-    def tokens(self) -> list[int]:
-        return done_tokens(self.record, self.run)
-
-    def wait_for_all(self, sent: int, timeout_s: float) -> float:
-        """Seconds until every token below ``sent`` was recorded (or the timeout)."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout_s:
-            if set(range(sent)) <= set(self.tokens()):
-                break
-            time.sleep(0.1)
-        return time.monotonic() - started
+def seconds_until_done(ledger: Ledger, sent: int, timeout_s: float) -> float:
+    """Seconds until every token below ``sent`` completed (or the timeout)."""
+    started = time.monotonic()
+    ledger.wait_all_done(range(sent), timeout_s)
+    return time.monotonic() - started
 
 
 def figures(name: str, sent: int, tokens: list[int], **extra: float) -> dict[str, float]:
@@ -111,18 +70,18 @@ def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
 def test_a_redis_restart_under_load_leaves_no_call_waiting_for_the_visibility_timeout(
     aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    ledger = outage_ledger(aof_redis, redis_server, tmp_path)
     sent = 60
     with ledger.worker(concurrency=2) as worker:
         for token in range(sent):
-            ledger.send(token)
+            ledger.send(token, seconds=0.05)
         time.sleep(0.5)
         done_at_stop = len(ledger.tokens())
         aof_redis.stop()  # SIGTERM: Redis writes its append-only file and exits
         time.sleep(2)
         done_at_start = len(ledger.tokens())
         aof_redis.start()
-        seconds = ledger.wait_for_all(sent, BOUND_S)
+        seconds = seconds_until_done(ledger, sent, BOUND_S)
         time.sleep(1)  # let a late duplicate show itself
         tokens = ledger.tokens()
         log = worker.log()
@@ -164,7 +123,7 @@ class Waiter(threading.Thread):
 def test_a_call_running_across_a_redis_restart_runs_once_and_its_worker_keeps_serving(
     aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    ledger = outage_ledger(aof_redis, redis_server, tmp_path)
     with ledger.worker(concurrency=1) as worker:
         long_call = ledger.send(0, seconds=10.0)  # ends after the worker has reconnected
         inspect = ledger.bus.app.control.inspect(destination=[worker.hostname], timeout=1)
@@ -175,7 +134,7 @@ def test_a_call_running_across_a_redis_restart_runs_once_and_its_worker_keeps_se
         time.sleep(2)
         aof_redis.start()
         assert long_call.get(timeout=40) == 0
-        assert ledger.bus.call(ledger.routing_key, ledger.run, 1, 0.0, timeout=20) == 1
+        assert ledger.bus.call(ledger.key("work"), ledger.run, 1, 0.0, timeout=20) == 1
         time.sleep(6)  # past a restore sweep: a second run of token 0 would show now
         alive = worker.process is not None and worker.process.poll() is None
         log = worker.log()
@@ -188,8 +147,8 @@ def test_a_call_running_across_a_redis_restart_runs_once_and_its_worker_keeps_se
 def test_callers_blocked_across_a_redis_restart_receive_every_result(
     aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    ledger = Ledger(aof_redis, redis_server, tmp_path)
-    key, run = ledger.routing_key, ledger.run
+    ledger = outage_ledger(aof_redis, redis_server, tmp_path)
+    key, run = ledger.key("work"), ledger.run
     with ledger.worker(concurrency=2):
         ledger.bus.call(key, run, 999, 0.0, timeout=20)  # the result consumer is subscribed
         sent = [ledger.send(token, seconds=0.2) for token in range(10)]
@@ -224,9 +183,9 @@ def test_callers_blocked_across_a_redis_restart_receive_every_result(
 def test_a_caller_whose_timeout_ends_in_the_outage_gets_broker_unavailable_in_time(
     aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    ledger = Ledger(aof_redis, redis_server, tmp_path)
+    ledger = outage_ledger(aof_redis, redis_server, tmp_path)
     with ledger.worker(concurrency=1):
-        ledger.bus.call(ledger.routing_key, ledger.run, 999, 0.0, timeout=20)
+        ledger.bus.call(ledger.key("work"), ledger.run, 999, 0.0, timeout=20)
         waiter = Waiter(lambda: ledger.send(1, seconds=2.0).get(timeout=4))
         waiter.start()
         time.sleep(0.5)

@@ -21,13 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from commissaire_tasks.app import create_app
-from commissaire_tasks.bus import Bus
-from commissaire_tasks.config import load_settings
-from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
-from tests.ledger import done_tokens
+from commissaire_tasks.testing import RedisServer, free_port
+from tests.ledger import Ledger
 
 pytestmark = pytest.mark.reliability
 
@@ -115,58 +111,24 @@ def rabbit() -> Iterator[RabbitNode]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-class Ledger:
-    """A ``ledger`` worker on quorum queues of the private node; executions counted in Redis."""
-
-    def __init__(self, rabbit: RabbitNode, results: RedisServer, log_dir: Path) -> None:
-        self.run = uuid.uuid4().hex[:8]
-        self.queue = {
-            "name": f"ledger_{self.run}",
-            "routing_key": f"ledger_{self.run}.*",
-            "service": "ledger",
-        }
-        self.broker_url = rabbit.url
-        self.backend_url = results.url
-        record_url = results.url.rsplit("/", 1)[0] + "/11"
-        self.record = redis.Redis.from_url(record_url)
-        self.log_dir = log_dir
-        self.env = {
-            "COMMISSAIRE_SERVICES": "tests.services",
-            "COMMISSAIRE_QUEUES": json.dumps([self.queue]),
-            "COMMISSAIRE_QUEUE_TYPE": "quorum",
-            "TEST_RECORD_URL": record_url,
-        }
-        settings = load_settings().replace(
-            broker_url=self.broker_url,
-            result_backend=self.backend_url,
-            queues=(self.queue,),
-            queue_type="quorum",
-        )
-        self.bus = Bus(create_app(settings))
-
-    def worker(self, concurrency: int = 2) -> WorkerProcess:
-        return WorkerProcess(
-            broker_url=self.broker_url,
-            result_backend=self.backend_url,
-            queues=[self.queue["name"]],
-            concurrency=concurrency,
-            env=self.env,
-            log_dir=self.log_dir,
-        )
-
-    def send(self, token: int, seconds: float = 0.05):  # type: ignore[no-untyped-def]
-        return self.bus.send(f"ledger_{self.run}.work", self.run, token, seconds)
-
-    def tokens(self) -> list[int]:
-        return done_tokens(self.record, self.run)
+def quorum_ledger(rabbit: RabbitNode, results: RedisServer, log_dir: Path) -> Ledger:
+    """A ledger on quorum queues of the private node; results and records in Redis."""
+    return Ledger(
+        rabbit,
+        log_dir,
+        record_server=results,
+        result_backend=results.url,
+        extra_env={"COMMISSAIRE_QUEUE_TYPE": "quorum"},
+        queue_type="quorum",
+    )
 
 
 def test_service_queues_are_quorum_queues_when_configured_and_calls_work(
     rabbit: RabbitNode, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    ledger = Ledger(rabbit, redis_server, tmp_path)
+    ledger = quorum_ledger(rabbit, redis_server, tmp_path)
     with ledger.worker(concurrency=2):
-        results = [ledger.send(token) for token in range(20)]
+        results = [ledger.send(token, seconds=0.05) for token in range(20)]
         assert [r.get(timeout=30) for r in results] == list(range(20))
     assert rabbit.queue_types()[ledger.queue["name"]] == "quorum"
 
@@ -174,11 +136,11 @@ def test_service_queues_are_quorum_queues_when_configured_and_calls_work(
 def test_a_rabbitmq_restart_under_load_completes_every_call_soon_after(
     rabbit: RabbitNode, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    ledger = Ledger(rabbit, redis_server, tmp_path)
+    ledger = quorum_ledger(rabbit, redis_server, tmp_path)
     sent = 60
     with ledger.worker(concurrency=2) as worker:
         for token in range(sent):
-            ledger.send(token)
+            ledger.send(token, seconds=0.05)
         time.sleep(0.5)
         done_at_stop = len(ledger.tokens())
         rabbit.ctl("stop_app")
