@@ -80,14 +80,14 @@ class WatcherService(CommissaireService):
 
     def on_check(self, message: Message, address: str) -> dict[str, Any]:
         """Check one host now; ``{"address", "checked", "status"}`` (``why`` when not checked)."""
+        host = self.records.host(address)  # before the lock: a deleted host is done at once
+        if host is None or host.status not in WATCHED_STATUSES:
+            why = "deleted" if host is None else f"status {host.status!r} is not watched"
+            return {"address": address, "checked": False, "why": why}
         lock = RedisLock(self.client, f"check:{address}", self._ssh_timeout_s * 6 + 30)
         if not lock.acquire():
             return {"address": address, "checked": False, "why": "a check of it is running"}
         try:
-            host = self.records.host(address)
-            if host is None or host.status not in WATCHED_STATUSES:
-                why = "deleted" if host is None else f"status {host.status!r} is not watched"
-                return {"address": address, "checked": False, "why": why}
             result = self._ping(address)
             host = self._record(address, result)
             self.logger.info("check %s: %s", address, "ok" if result.ok else "failed")
