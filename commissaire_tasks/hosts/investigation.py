@@ -27,7 +27,7 @@ from .keys import BadKeyError
 from .known_hosts import KnownHosts
 from .records import HostGone, HostRecords, now, reason
 from .runner import PlaybookResult, run_playbook
-from .target import SSHTarget
+from .target import SSHTarget, ssh_timeout_s, target_for
 
 __all__ = ["Investigation", "InvestigationInProgress", "facts_of"]
 
@@ -124,7 +124,7 @@ class Investigation:
         creds = self.records.creds(address)
         if creds is None:
             raise _Failed("read credentials", None, f"no HostCreds stored for {address}")
-        target = SSHTarget(address, creds.remote_user or "root", self._python)
+        target = target_for(self.config, address, creds.remote_user)
         self._step(address, progress, 1)
         facts = self._ansible("gather facts", "facts.yml", target, creds.ssh_priv_key)
         host = self.records.update(
@@ -164,7 +164,12 @@ class Investigation:
     ) -> PlaybookResult:
         try:
             result = run_playbook(
-                playbook, target, key, KnownHosts(self.client), variables, self._ssh_timeout_s
+                playbook,
+                target,
+                key,
+                KnownHosts(self.client),
+                variables,
+                ssh_timeout_s(self.config),
             )
         except BadKeyError as exc:
             raise _Failed("read credentials", None, str(exc)) from exc
@@ -187,10 +192,3 @@ class Investigation:
     def _lock_ttl_s(self) -> float:
         return float(self.config.get("investigation_lock_s", DEFAULT_LOCK_TTL_S))
 
-    @property
-    def _ssh_timeout_s(self) -> float:
-        return float(self.config.get("ssh_timeout_s", 10))
-
-    @property
-    def _python(self) -> str:
-        return str(self.config.get("python_interpreter", "/usr/bin/python3"))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["SSHTarget", "split_address"]
+__all__ = ["SSHTarget", "split_address", "ssh_timeout_s", "target_for"]
 
 #: Port used when the host's address names none.
 DEFAULT_SSH_PORT = 22
+#: Seconds an SSH connection may take (config ``ssh_timeout_s``).
+DEFAULT_SSH_TIMEOUT_S = 10.0
+#: The target's interpreter (config ``python_interpreter``): Ansible's discovery is not trusted.
+DEFAULT_PYTHON = "/usr/bin/python3"
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -35,7 +41,7 @@ class SSHTarget:
 
     address: str
     remote_user: str = "root"
-    python: str = "/usr/bin/python3"
+    python: str = DEFAULT_PYTHON
 
     @property
     def host(self) -> str:
@@ -48,3 +54,14 @@ class SSHTarget:
     @property
     def needs_become(self) -> bool:
         return self.remote_user != "root"
+
+
+def target_for(config: Mapping[str, Any], address: str, remote_user: str) -> SSHTarget:
+    """The target a host service reaches ``address`` as, from its config and the login."""
+    python = str(config.get("python_interpreter", DEFAULT_PYTHON))
+    return SSHTarget(address, remote_user or "root", python)
+
+
+def ssh_timeout_s(config: Mapping[str, Any]) -> float:
+    """The SSH timeout a host service's config sets."""
+    return float(config.get("ssh_timeout_s", DEFAULT_SSH_TIMEOUT_S))

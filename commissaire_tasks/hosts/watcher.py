@@ -31,7 +31,7 @@ from .keys import BadKeyError
 from .known_hosts import KnownHosts
 from .records import HostGone, HostRecords, now, reason
 from .runner import PlaybookResult, run_playbook
-from .target import SSHTarget
+from .target import ssh_timeout_s, target_for
 
 __all__ = ["WATCHED_STATUSES", "WatcherService"]
 
@@ -84,7 +84,7 @@ class WatcherService(CommissaireService):
         if host is None or host.status not in WATCHED_STATUSES:
             why = "deleted" if host is None else f"status {host.status!r} is not watched"
             return {"address": address, "checked": False, "why": why}
-        lock = RedisLock(self.client, f"check:{address}", self._ssh_timeout_s * 6 + 30)
+        lock = RedisLock(self.client, f"check:{address}", ssh_timeout_s(self.config) * 6 + 30)
         if not lock.acquire():
             return {"address": address, "checked": False, "why": "a check of it is running"}
         try:
@@ -106,14 +106,14 @@ class WatcherService(CommissaireService):
         creds = self.records.creds(address)
         if creds is None:
             return PlaybookResult(ok=False, step="read credentials", output="no HostCreds stored")
-        target = SSHTarget(address, creds.remote_user or "root", self._python)
+        target = target_for(self.config, address, creds.remote_user)
         try:
             return run_playbook(
                 "check.yml",
                 target,
                 creds.ssh_priv_key,
                 KnownHosts(self.client),
-                timeout_s=self._ssh_timeout_s,
+                timeout_s=ssh_timeout_s(self.config),
             )
         except BadKeyError as exc:
             return PlaybookResult(ok=False, step="read credentials", output=str(exc))
@@ -142,10 +142,3 @@ class WatcherService(CommissaireService):
     def _failures(self) -> int:
         return int(self.config.get("failures_before_unreachable", DEFAULT_FAILURES))
 
-    @property
-    def _ssh_timeout_s(self) -> float:
-        return float(self.config.get("ssh_timeout_s", 10))
-
-    @property
-    def _python(self) -> str:
-        return str(self.config.get("python_interpreter", "/usr/bin/python3"))
