@@ -26,8 +26,6 @@ def add_inspect_commands(commands: Any) -> None:
 
 
 def _add_status(commands: Any) -> None:
-    from .ops.status import DEFAULT_INSPECT_TIMEOUT_S
-
     status = commands.add_parser(
         "status",
         help="services, queue depths, dead letters and workers; exit 1 when something needs you",
@@ -41,14 +39,21 @@ def _add_status(commands: Any) -> None:
         metavar="SERVICE",
         help="report (and set the exit code) for these services only",
     )
-    status.add_argument("--json", action="store_true", help="print the report as JSON")
-    status.add_argument(
+    _add_report_options(status)
+    status.set_defaults(handler=_status)
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    """``--json`` and ``--timeout``, for the commands that ask the workers."""
+    from .ops.status import DEFAULT_INSPECT_TIMEOUT_S  # ops loads only when a command runs
+
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
         "--timeout",
         type=_positive_float,
         default=DEFAULT_INSPECT_TIMEOUT_S,
         help=f"seconds to wait for worker replies (default {DEFAULT_INSPECT_TIMEOUT_S:g})",
     )
-    status.set_defaults(handler=_status)
 
 
 def _status(args: argparse.Namespace, environ: dict[str, str]) -> int:
@@ -74,19 +79,11 @@ def _status(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 
 def _add_services(commands: Any) -> None:
-    from .ops.status import DEFAULT_INSPECT_TIMEOUT_S
-
     services = commands.add_parser(
         "services",
         help="each live service, its methods and their parameters, as the workers report them",
     )
-    services.add_argument("--json", action="store_true", help="print them as JSON")
-    services.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=DEFAULT_INSPECT_TIMEOUT_S,
-        help=f"seconds to wait for worker replies (default {DEFAULT_INSPECT_TIMEOUT_S:g})",
-    )
+    _add_report_options(services)
     services.set_defaults(handler=_services)
 
 
