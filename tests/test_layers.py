@@ -31,7 +31,10 @@ LAYERS: dict[str, int] = {
     # services built on the framework, beside storage (they use its client)
     "commissaire_tasks.bridge": 4,
     "commissaire_tasks.hosts": 4,
+    "commissaire_tasks.containers": 4,  # container managers and the container service
+    "commissaire_tasks.clusters": 4,  # cluster-wide operations (clusterexec)
     "commissaire_tasks.ops": 5,
+    "commissaire_tasks.http": 5,  # the REST front: calls every service over the bus
     "commissaire_tasks.testing": 6,
     "commissaire_tasks.cli": 7,
     "commissaire_tasks.cli_inspect": 7,
