@@ -88,7 +88,8 @@ class KubernetesManager(ContainerManager):
         except ApiException as exc:
             if exc.status in ok_statuses:
                 return None
-            raise manager_error(self.name, operation, exc.status, str(exc.reason)) from None
+            status = exc.status or None  # the client reports a TLS failure as status 0
+            raise manager_error(self.name, operation, status, str(exc.reason)) from None
         except Exception as exc:  # noqa: BLE001 - refused, TLS, timeout: no HTTP answer
             raise manager_error(self.name, operation, None, _no_answer(exc)) from None
 
