@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from commissaire_tasks import bus
@@ -10,6 +12,8 @@ from commissaire_tasks.models import ContainerManagerConfig
 
 from .apiserver import FakeNodeAPIServer
 from .conftest import ContainerWorkers, Save, unique_name, wait_until
+
+TOKEN = "service-test-token-91c2"
 
 
 def registered(manager: str, address: str) -> bool:
@@ -68,7 +72,7 @@ def test_managers_and_their_nodes_survive_a_restart_of_the_service(
 
 
 def test_every_process_follows_config_updates_and_deletes(
-    workers: ContainerWorkers, saved: Save
+    workers: ContainerWorkers, saved: Save, tmp_path: Path
 ) -> None:
     name = unique_name("cm")
     config = ContainerManagerConfig.new(name=name, type="trivial")
@@ -76,12 +80,16 @@ def test_every_process_follows_config_updates_and_deletes(
     bus.call("container.register_node", name, "10.4.3.1")
 
     with FakeNodeAPIServer() as server:
-        options = {"server_url": server.url}
+        token_file = tmp_path / "token"
+        token_file.write_text(TOKEN)
+        options = {"server_url": server.url, "token_file": str(token_file)}
         saved(ContainerManagerConfig.new(name=name, type="kubernetes", options=options))
         # Calls land on both pool processes; each must have reloaded.
         wait_until(lambda: all(not registered(name, "10.4.3.1") for _ in range(6)))
         bus.call("container.register_node", name, "10.4.3.2")
         assert set(server.store.nodes) == {"10.4.3.2"}
+        assert server.store.seen[-1].authorization == f"Bearer {TOKEN}"
+    assert TOKEN not in workers.container.log()
 
     saved(config)  # back to trivial: its nodes were kept in Redis
     wait_until(lambda: all(registered(name, "10.4.3.1") for _ in range(6)))
