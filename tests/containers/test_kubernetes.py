@@ -145,6 +145,7 @@ def test_a_server_signed_by_another_ca_is_refused(
     assert https_server.store.nodes == {}
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_verification_is_off_only_when_asked(https_server: FakeNodeAPIServer) -> None:
     k8s = manager(server_url=https_server.url, insecure_skip_tls_verify=True)
 
