@@ -70,7 +70,7 @@ class KubernetesManager(ContainerManager):
         (The original's flag, kept as it was: the service calls it without ``raw``.)
         """
         node = self._call(f"get_node_status {address}", self.api.read_node, address)
-        data: dict[str, Any] = self.api_client.sanitize_for_serialization(node)
+        data: dict[str, Any] = self.api_client.sanitize_for_serialization(node)  # type: ignore[no-untyped-call]
         return dict(data.get("status") or {}) if raw else data
 
     def _call(

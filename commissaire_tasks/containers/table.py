@@ -89,7 +89,7 @@ class ManagerTable:
 
     def refresh(self) -> None:
         """Reload every manager when the generation in Redis moved (or on first use)."""
-        generation = self.client.get(GENERATION_KEY) or "0"
+        generation = str(self.client.get(GENERATION_KEY) or "0")
         if generation == self._generation:
             return
         configs = self.storage.list(ContainerManagerConfigs).container_managers

@@ -80,9 +80,9 @@ def _problem(name: str, value: Any) -> str:
         return f"options.{name}: unknown option (known: {known})"
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
         return f"options.{name}: must be a {_type_name(expected)}"
-    if name == "server_url" and not value.startswith(("http://", "https://")):
+    if name == "server_url" and not str(value).startswith(("http://", "https://")):
         return "options.server_url: must start with https:// (or http://)"
-    if name == "timeout_s" and value <= 0:
+    if name == "timeout_s" and isinstance(value, int | float) and value <= 0:
         return "options.timeout_s: must be a positive number"
     return ""
 
