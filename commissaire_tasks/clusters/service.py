@@ -245,7 +245,7 @@ class ClusterExecService(CommissaireService):
         kind, left = running if running is not None else ("operation", 0.0)
         model = RECORDS[kind].__name__ if kind in RECORDS else "record"
         return ClusterBusy(
-            f"cluster {name!r} is busy: a {kind} is running on it (see {model} {name!r}); "
+            f"cluster {name!r} is busy: its {kind} is running (see {model} {name!r}); "
             f"try again when it has finished (its lock expires within {left:.0f} s if its "
             "worker died)",
             data={"cluster": name, "running": kind, "expires_in_s": round(left, 1)},
