@@ -132,7 +132,9 @@ class ClusterExecService(CommissaireService):
             raise InvalidParams(f"deploy needs a version (got {version!r})")
         return self._start("deploy", name, version, batch_size, on_failure)
 
-    def on_run_host(self, message: Message, operation: dict[str, Any], address: str) -> dict:
+    def on_run_host(
+        self, message: Message, operation: dict[str, Any], address: str
+    ) -> dict[str, Any]:
         """Canvas step: run ``operation`` on one host; ``{address, ok, reason}``."""
         op = Operation.from_json(operation)
         lock = self._lock(op)

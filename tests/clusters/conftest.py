@@ -29,7 +29,7 @@ from commissaire_tasks.testing import RedisServer, WorkerProcess
 from tests.hosts.sshd import ADDRESSES, SSHServer, key_b64
 
 #: Seconds an operation's lock lives without a refresh in these tests.
-LOCK_TTL_S = 4
+LOCK_TTL_S = 10
 #: Seconds a whole operation may take in these tests (the machine is shared and slow).
 OPERATION_TIMEOUT_S = 60.0
 
@@ -132,15 +132,24 @@ class Workers:
             log_dir=self.logs,
         )
 
+    def kill_clusterexec_pool(self) -> None:
+        """SIGKILL the clusterexec worker's pool processes and what they started."""
+        pool = [psutil.Process(pid) for pid in self.clusterexec.pool_pids()]
+        _kill([*pool, *(p for child in pool for p in child.children(recursive=True))])
+
     def crash_clusterexec(self) -> None:
         """SIGKILL the clusterexec worker and everything it started (Ansible, ssh)."""
         descendants = psutil.Process(self.clusterexec.pid).children(recursive=True)
         self.clusterexec.kill()
-        for process in descendants:  # by pid: what the killed worker had started
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
+        _kill(descendants)
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for process in processes:  # by pid: what the test's worker had started
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 @pytest.fixture(scope="package")

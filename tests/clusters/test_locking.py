@@ -71,3 +71,25 @@ def test_a_worker_killed_mid_operation_leaves_no_stuck_lock_nor_record_in_proces
     assert accepted["status"] == "in_process" and accepted["version"] == "7"
     final, _ = wait_for_record(storage, ClusterDeploy, name)  # nothing left running after
     assert list(final["failed"]) == [hosts[0]]  # not rpm-ostree based: the rest stopped
+
+
+def test_a_host_whose_pool_process_was_killed_is_run_again_and_the_operation_finishes(
+    workers: Workers, make_cluster: MakeCluster, storage: StorageClient, out_dir: Path
+) -> None:
+    # Given an upgrade whose host step is running in a pool process
+    name, [host] = make_cluster(1)
+    slow = out_dir / f"{host}.slow"
+    slow.touch()
+    bus.call("clusterexec.upgrade", name)
+    wait_until((out_dir / host / "upgrade").exists, 60, "the host's upgrade")
+
+    # When the pool processes are SIGKILLed (the worker itself lives on)
+    workers.kill_clusterexec_pool()
+
+    # Then the late-acknowledged task runs again and the operation finishes
+    starts = lambda: (out_dir / host / "upgrade").read_text().count("start")  # noqa: E731
+    wait_until(lambda: starts() == 2, 60, "the host's upgrade to run again")
+    slow.unlink()
+    final, _ = wait_for_record(storage, ClusterUpgrade, name)
+    assert final["status"] == "finished", final
+    assert final["upgraded"] == [host] and final["failed"] == {} and final["in_process"] == []
