@@ -31,7 +31,7 @@ from tests.hosts.sshd import ADDRESSES, SSHServer, key_b64
 #: Seconds an operation's lock lives without a refresh in these tests.
 LOCK_TTL_S = 10
 #: Seconds a whole operation may take in these tests (the machine is shared and slow).
-OPERATION_TIMEOUT_S = 60.0
+OPERATION_TIMEOUT_S = 240.0
 
 _addresses = itertools.count()
 

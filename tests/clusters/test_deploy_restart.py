@@ -45,7 +45,7 @@ def test_a_restart_waits_until_the_host_answers_on_ssh_again(
 
         # When the cluster is restarted and the host "goes down"
         bus.call("clusterexec.restart", name)
-        wait_until(lambda: server.process.poll() is not None, 60, "the restart to stop sshd")
+        wait_until(lambda: server.process.poll() is not None, 120, "the restart to stop sshd")
         assert (out_dir / host / "restart").read_text() == "restarted\n"
 
         # Then the host stays in process while its SSH port is closed

@@ -53,7 +53,7 @@ def test_a_worker_killed_mid_operation_leaves_no_stuck_lock_nor_record_in_proces
     slow = out_dir / f"{hosts[0]}.slow"
     slow.touch()
     bus.call("clusterexec.upgrade", name)
-    wait_until((out_dir / hosts[0] / "upgrade").exists, 60, "the first host's upgrade")
+    wait_until((out_dir / hosts[0] / "upgrade").exists, 120, "the first host's upgrade")
 
     # When the clusterexec worker is SIGKILLed, and another one starts later
     workers.crash_clusterexec()
@@ -81,14 +81,14 @@ def test_a_host_whose_pool_process_was_killed_is_run_again_and_the_operation_fin
     slow = out_dir / f"{host}.slow"
     slow.touch()
     bus.call("clusterexec.upgrade", name)
-    wait_until((out_dir / host / "upgrade").exists, 60, "the host's upgrade")
+    wait_until((out_dir / host / "upgrade").exists, 120, "the host's upgrade")
 
     # When the pool processes are SIGKILLed (the worker itself lives on)
     workers.kill_clusterexec_pool()
 
     # Then the late-acknowledged task runs again and the operation finishes
     starts = lambda: (out_dir / host / "upgrade").read_text().count("start")  # noqa: E731
-    wait_until(lambda: starts() == 2, 60, "the host's upgrade to run again")
+    wait_until(lambda: starts() == 2, 120, "the host's upgrade to run again")
     slow.unlink()
     final, _ = wait_for_record(storage, ClusterUpgrade, name)
     assert final["status"] == "finished", final
