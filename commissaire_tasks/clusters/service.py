@@ -166,8 +166,9 @@ class ClusterExecService(CommissaireService):
             return {"cluster": op.cluster, "batch": index, "hosts": op.batches[index]}
         if index < len(op.batches):
             left = [a for batch in op.batches[index:] for a in batch]
-            self.logger.info("%s %s: stopped after %s failed; not run: %s", op.kind, op.cluster,
-                             failed, left)  # fmt: skip
+            self.logger.info(
+                "%s %s: stopped after %s failed; not run: %s", op.kind, op.cluster, failed, left
+            )
         record = self.records.finish(op, lock)
         lock.release()
         return record.to_dict() if record is not None else {"cluster": op.cluster}
@@ -208,8 +209,9 @@ class ClusterExecService(CommissaireService):
         except BaseException:
             lock.release()
             raise
-        self.logger.info("%s %s: started, %d host(s) in %d batch(es)", kind, name,
-                         len(op.hosts), len(op.batches))  # fmt: skip
+        self.logger.info(
+            "%s %s: started, %d host(s) in %d batch(es)", kind, name, len(op.hosts), len(op.batches)
+        )
         return record.to_dict()
 
     def _start_batch(self, op: Operation, index: int) -> None:
@@ -237,8 +239,9 @@ class ClusterExecService(CommissaireService):
             return f"{type(exc).__name__}: {exc}"
 
     def _abandoned(self, op: Operation, address: str) -> dict[str, Any]:
-        self.logger.warning("%s %s %s: the operation lost its lock; skipped", op.kind,
-                            op.cluster, address)  # fmt: skip
+        self.logger.warning(
+            "%s %s %s: the operation lost its lock; skipped", op.kind, op.cluster, address
+        )
         self.records.recover(op.cluster)
         return {"address": address, "ok": False, "reason": "abandoned", "abandoned": True}
 
