@@ -16,20 +16,21 @@ from .conftest import MakeCluster, wait_for_record, wait_until
 def test_deploy_runs_rpm_ostree_deploy_and_fails_clearly_on_other_hosts(
     make_cluster: MakeCluster, storage: StorageClient, out_dir: Path
 ) -> None:
-    # Given two hosts of which only the first is rpm-ostree based
+    # Given two hosts of which only the second is rpm-ostree based
     name, hosts = make_cluster(2)
-    (out_dir / f"{hosts[0]}.ostree").touch()
+    (out_dir / f"{hosts[1]}.ostree").touch()
 
-    # When version 42.1 is deployed to both at once, going on after a failure
-    started = bus.call("clusterexec.deploy", name, "42.1", batch_size=2, on_failure="continue")
+    # When version 42.1 is deployed one host at a time, going on after a failure
+    started = bus.call("clusterexec.deploy", name, "42.1", on_failure="continue")
     assert started["version"] == "42.1" and started["status"] == "in_process"
     final, _ = wait_for_record(storage, ClusterDeploy, name)
 
-    # Then the rpm-ostree host deployed it, and the other failed saying why
-    assert final["deployed"] == [hosts[0]]
-    assert (out_dir / hosts[0] / "rpm-ostree").read_text() == "deploy 42.1\n"
-    assert list(final["failed"]) == [hosts[1]]
-    assert "is not rpm-ostree based" in final["failed"][hosts[1]]
+    # Then the first host failed saying why, and the batch after it still ran
+    assert list(final["failed"]) == [hosts[0]]
+    assert "is not rpm-ostree based" in final["failed"][hosts[0]]
+    assert final["deployed"] == [hosts[1]]
+    assert (out_dir / hosts[1] / "rpm-ostree").read_text() == "deploy 42.1\n"
+    assert not (out_dir / hosts[0]).exists()  # nothing ran on the other host
     assert final["status"] == "failed" and final["version"] == "42.1"
 
 
