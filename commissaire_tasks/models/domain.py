@@ -25,6 +25,8 @@ HOST_STATUSES: tuple[str, ...] = (
     "failed",
     "unreachable",
 )
+#: The statuses of a cluster operation (ClusterUpgrade, ClusterRestart, ClusterDeploy).
+OPERATION_STATUSES: tuple[str, ...] = ("in_process", "finished", "failed")
 #: Network types a Network can have.
 NETWORK_TYPES: tuple[str, ...] = ("flannel_etcd", "flannel_server")
 #: Container managers a ContainerManagerConfig can configure (openshift = kubernetes).
@@ -111,19 +113,26 @@ class Cluster(Model):
 
 
 class _ClusterOperation(Model, abstract=True):
-    """The fields every long-running cluster operation records."""
+    """The fields every long-running cluster operation records.
+
+    ``status`` is ``in_process`` while it runs, then ``finished`` (every host done)
+    or ``failed`` (a host failed, or the operation was interrupted). ``in_process``
+    lists the hosts being worked on right now; each host then moves to the finished
+    list of the subclass or into ``failed`` (address -> reason).
+    """
 
     primary_key_field = "name"
 
     name: str = ""
-    status: str = ""
+    status: Annotated[str, one_of(("", *OPERATION_STATUSES))] = ""
     started_at: str = ""
     finished_at: str = ""
     in_process: Names
+    failed: Annotated[dict[str, str], Field(default_factory=dict)]
 
 
 class ClusterDeploy(_ClusterOperation):
-    """A deployment of ``version`` to a cluster's hosts."""
+    """A deployment of ``version`` to a cluster's hosts (``rpm-ostree deploy``)."""
 
     version: Annotated[str, non_empty()] = ""
     deployed: Names
