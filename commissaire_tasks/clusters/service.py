@@ -182,7 +182,9 @@ class ClusterExecService(CommissaireService):
             if kinds:
                 self.logger.warning("recover %s: finished interrupted %s", cluster, kinds)
                 recovered[cluster] = kinds
-            self._watch(cluster)
+            # The sweep of a starting worker cannot count on the last watchdog: a dead
+            # worker may hold it (a countdown task waits, unacknowledged, in its worker).
+            self._watch(cluster, again=name is None)
         return recovered
 
     def _start(
@@ -256,15 +258,18 @@ class ClusterExecService(CommissaireService):
             data={"cluster": name, "running": kind, "expires_in_s": round(left, 1)},
         )
 
-    def _watch(self, cluster: str) -> None:
-        """Send ``recover(cluster)`` for when the running operation's lock would expire."""
+    def _watch(self, cluster: str, again: bool = False) -> None:
+        """Send ``recover(cluster)`` for when the running operation's lock would expire.
+
+        One watchdog per lock lifetime (a key says one is on its way), unless ``again``.
+        """
         running = holder(self.client, cluster)
         if running is None:
             return
         countdown = running[1] + 1
         key = f"{KEY_PREFIX}watchdog:{cluster}"
         # The key ends just before the recover runs, so that run can send the next one.
-        if self.client.set(key, "1", nx=True, px=max(100, int(countdown * 1000) - 500)):
+        if self.client.set(key, "1", nx=not again, px=max(100, int(countdown * 1000) - 500)):
             self.bus.app.send_task(
                 f"{self.name}.recover", args=[cluster], countdown=countdown, ignore_result=True
             )
