@@ -10,20 +10,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from celery.worker.control import Panel
 
 from commissaire_tasks import bus
-from commissaire_tasks.config import load_settings
+from commissaire_tasks.bus import Bus
+from commissaire_tasks.config import Settings, load_settings
 from commissaire_tasks.ops.status import collect_status
 from commissaire_tasks.runtime.app import CommissaireCelery, create_app
-from commissaire_tasks.runtime.events import EventsOnDemand, task_events_state
+from commissaire_tasks.runtime.events import (
+    EventsOnDemand,
+    TaskEventsOnDemand,
+    install,
+    task_events_state,
+)
 from commissaire_tasks.runtime.registry import registry
-from commissaire_tasks.testing import WorkerProcess
+from commissaire_tasks.testing import RedisServer, WorkerProcess
 from workers.simple import SimpleService
 
 SERVICES = "workers.simple"
+install(create_app(load_settings(), services=()))  # the control-command hooks, in this process
 
 
 class EventRecorder:
@@ -154,33 +164,72 @@ def test_task_events_stay_off_until_a_monitor_asks_and_stop_after_the_quiet_peri
     assert "Task events on: requested by heartbeat" in log
 
 
-def test_task_events_on_are_always_on_and_off_refuses_every_request(
-    app: CommissaireCelery, worker_factory: Callable[..., WorkerProcess]
+def test_on_rabbitmq_task_events_come_on_request_and_go_after_the_quiet_period(
+    rabbitmq_url: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    always, never = (
-        worker_factory(
-            queues=["simple"], services=SERVICES, env={"COMMISSAIRE_TASK_EVENTS": mode}, wait=False
-        )
-        for mode in ("on", "off")
+    settings = load_settings().replace(broker_url=rabbitmq_url, result_backend=redis_server.url)
+    rabbit = create_app(settings, services=())
+    worker = WorkerProcess(
+        broker_url=rabbitmq_url,
+        result_backend=redis_server.url,
+        queues=["simple"],
+        env={"COMMISSAIRE_SERVICES": SERVICES, "COMMISSAIRE_EVENTS_QUIET_S": "2"},
+        log_dir=tmp_path,
     )
-    always.wait_ready()
-    never.wait_ready()
-    assert state(app, always) == {"mode": "on", "on": True, "off_in_s": None}
-    replies = app.control.enable_events(destination=[never.hostname], reply=True, timeout=2)
-    assert replies == [
-        {
-            never.hostname: {
-                "ok": "task events stay off on this worker (COMMISSAIRE_TASK_EVENTS=off)"
-            }
-        }
-    ]
-    app.control.heartbeat(destination=[never.hostname])
-    assert state(app, never) == {"mode": "off", "on": False, "off_in_s": None}
+    caller = Bus(rabbit)
+    with worker, EventRecorder(rabbit, worker.hostname) as events:
+        assert state(rabbit, worker)["on"] is False
+        rabbit.control.enable_events(destination=[worker.hostname], reply=True, timeout=2)
+        call = caller.send("simple.add", 1, 1)
+        assert call.get() == 2
+        events.wait_for_call(str(call.id))
+        wait_until(lambda: not state(rabbit, worker)["on"], "the quiet period to end")
+    assert "Task events off: no monitor asked for 2 s" in worker.log()
 
 
 class _Dispatcher:
-    def __init__(self) -> None:
-        self.groups = {"worker"}
+    def __init__(self, groups: set[str] | None = None) -> None:
+        self.groups = {"worker"} if groups is None else groups
+        self.sent: list[str] = []
+
+    def send(self, type: str, **fields: Any) -> None:  # noqa: A002 - Celery's name
+        self.sent.append(type)
+
+
+class _Consumer:
+    """What a worker's consumer offers the step and the control commands."""
+
+    def __init__(self, mode: str, groups: set[str] | None = None) -> None:
+        self.app = SimpleNamespace(settings=Settings(task_events=mode, events_quiet_s=5))
+        self.event_dispatcher = _Dispatcher(groups)
+        self.timer = SimpleNamespace(call_repeatedly=lambda *a: SimpleNamespace(cancel=None))
+
+
+def control(command: str, consumer: _Consumer) -> Any:
+    """Run a remote-control command's handler as the worker's pidbox does."""
+    return Panel.data[command](SimpleNamespace(consumer=consumer))
+
+
+def test_mode_on_leaves_celery_sending_every_event_and_off_refuses_every_request() -> None:
+    always = _Consumer("on", groups=set())  # worker_send_task_events: every group
+    TaskEventsOnDemand(always).start(always)
+    assert control("task_events", always) == {"mode": "on", "on": True, "off_in_s": None}
+
+    never = _Consumer("off")
+    TaskEventsOnDemand(never).start(never)
+    assert control("enable_events", never) == {
+        "ok": "task events stay off on this worker (COMMISSAIRE_TASK_EVENTS=off)"
+    }
+    control("heartbeat", never)
+    assert never.event_dispatcher.sent == ["worker-heartbeat"]  # Celery's handler still ran
+    assert never.event_dispatcher.groups == {"worker"}
+    assert control("task_events", never) == {"mode": "off", "on": False, "off_in_s": None}
+
+    asked = _Consumer("demand")
+    TaskEventsOnDemand(asked).start(asked)
+    assert control("enable_events", asked) == {"ok": "task events enabled"}
+    assert asked.event_dispatcher.groups == {"worker", "task"}
+    assert control("task_events", asked)["off_in_s"] == 5
 
 
 def test_the_quiet_period_restarts_with_every_request_and_survives_a_new_dispatcher() -> None:
