@@ -153,6 +153,8 @@ def test_task_events_stay_off_until_a_monitor_asks_and_stop_after_the_quiet_peri
 
         app.control.disable_events(destination=[worker.hostname], reply=True, timeout=2)
         assert state(app, worker)["on"] is False
+        collect_status(app, [registry.get(SimpleService.name)], ask_for_events=False)
+        assert state(app, worker)["on"] is False  # `status --no-task-events`, for health checks
         # A receiver that starts listening asks for a heartbeat (Flower, `celery events`).
         app.control.heartbeat(destination=[worker.hostname])
         wait_until(lambda: state(app, worker)["on"], "the heartbeat request to turn them on")
