@@ -1,8 +1,8 @@
 """Task events on demand: off until a monitor asks, off again after a quiet period.
 
 Task events (received, started, succeeded, ... for every call) are what Flower's
-live view is made of; they cost about a quarter of a call's CPU on a small
-machine. With ``COMMISSAIRE_TASK_EVENTS=demand`` (the default) a worker sends only
+live view is made of, and a measurable share of every call's CPU (README,
+"Performance"). With ``COMMISSAIRE_TASK_EVENTS=demand`` (the default) a worker sends only
 its own heartbeats until a monitor asks for task events, then sends them until
 no monitor has asked for ``COMMISSAIRE_EVENTS_QUIET_S`` seconds.
 
