@@ -4,7 +4,8 @@ One private Redis; one worker at a time serves :class:`PoolWaitService` (``celer
 bench.pool``). For each pool: calls per second for a burst of calls that each wait
 ``--wait-ms`` (sent at once, then collected), the p50 of trivial sequential calls,
 the worker's CPU per call and its resident memory (main process and pool children).
-Task events are at their default (on demand; no monitor asks here).
+Task events are at their default (on demand; no monitor asks here) unless an
+entry names them (``prefork:2:on``).
 """
 
 from __future__ import annotations
@@ -77,13 +78,22 @@ def measure(bus: Bus, pid: int, calls: int, wait_s: float, sequential: int) -> d
     }
 
 
+def _entry(entry: str) -> tuple[str, int, str]:
+    """``pool[:concurrency[:task events]]``, with 4 and demand as defaults."""
+    parts = entry.split(":")
+    concurrency = int(parts[1]) if len(parts) > 1 else 4
+    return parts[0], concurrency, parts[2] if len(parts) > 2 else "demand"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--wait-ms", type=float, default=50.0)
     parser.add_argument("--sequential", type=int, default=300)
     parser.add_argument(
-        "--pools", default="prefork:4,threads:4,threads:16", help="pool:concurrency,..."
+        "--pools",
+        default="prefork:4,threads:4,threads:16",
+        help="pool:concurrency[:task events],... (task events: demand, the default, on or off)",
     )
     args = parser.parse_args(argv)
     from commissaire_tasks.app import create_app
@@ -92,25 +102,27 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{args.calls} calls waiting {args.wait_ms:g} ms each, sent at once; "
           f"p50 of {args.sequential} sequential calls waiting 0")  # fmt: skip
-    print(f"{'pool':<12} {'calls/s':>8} {'p50 ms':>7} {'CPU ms/call':>12} {'RSS MB':>7}")
+    print(f"{'pool':<18} {'calls/s':>8} {'p50 ms':>7} {'CPU ms/call':>12} {'RSS MB':>7}")
     with RedisServer() as redis, tempfile.TemporaryDirectory() as logs:
         os.environ["COMMISSAIRE_BROKER_URL"] = redis.url
-        bus = Bus(create_app(load_settings().replace(broker_url=redis.url), services=()))
-        bus.app.router.add_service(PoolWaitService.name)
         for entry in args.pools.split(","):
-            pool, _, concurrency = entry.partition(":")
+            pool, concurrency, events = _entry(entry)
+            settings = load_settings().replace(broker_url=redis.url, task_events=events)
+            bus = Bus(create_app(settings, services=()))  # "on": the caller sends "sent" too
+            bus.app.router.add_service(PoolWaitService.name)
             worker = WorkerProcess(
+                env={"COMMISSAIRE_TASK_EVENTS": events},
                 broker_url=redis.url,
                 app="bench.pool",
                 pool=pool,
-                concurrency=int(concurrency or 4),
+                concurrency=concurrency,
                 log_dir=logs,
                 cwd=ROOT,
             )
             with worker:
                 row = measure(bus, worker.pid, args.calls, args.wait_ms / 1000, args.sequential)
             print(
-                f"{entry:<12} {row['calls_per_s']:>8.0f} {row['p50_ms']:>7.2f} "
+                f"{entry:<18} {row['calls_per_s']:>8.0f} {row['p50_ms']:>7.2f} "
                 f"{row['cpu_ms_per_call']:>12.2f} {row['rss_mb']:>7.0f}"
             )
     return 0
