@@ -17,6 +17,9 @@ observes (Celery's handlers still do the work; the messages are Celery's):
   calls that follow at once;
 * ``disable_events`` turns them off now.
 
+A worker that starts while other workers have them on (a monitor asked them
+lately) turns them on too, until that request's quiet period ends.
+
 ``on`` keeps them on (Celery's ``worker_send_task_events``); ``off`` keeps them
 off and answers requests with a refusal. ``celery inspect task_events`` tells
 each worker's state. A worker started with ``-E`` sends them always.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +56,8 @@ TASK_GROUP = "task"
 CHECK_INTERVAL_S = 1.0
 #: Attribute of the worker's consumer that holds its :class:`EventsOnDemand`.
 _CONSUMER_ATTRIBUTE = "commissaire_task_events"
+#: Seconds a starting worker waits for the other workers to say whether theirs are on.
+PEERS_TIMEOUT_S = 1.0
 #: The remote-control commands through which monitors ask for task events.
 REQUESTS = ("enable_events", "heartbeat")
 
@@ -95,6 +101,16 @@ class EventsOnDemand:
         self.dispatcher.groups.add(TASK_GROUP)
         return True
 
+    def follow(self, peer: str, left_s: float) -> None:
+        """A peer worker has task events on for ``left_s`` more seconds: do the same."""
+        if self.mode == TASK_EVENTS_OFF or self.dispatcher is None or self.until is not None:
+            return
+        logger.info(
+            "Task events on: %s has them on (off after %g s without a request)", peer, left_s
+        )
+        self.until = self.clock() + min(left_s, self.quiet_s)
+        self.dispatcher.groups.add(TASK_GROUP)
+
     def stop(self, why: str) -> None:
         if self.until is not None:
             logger.info("Task events off: %s", why)
@@ -128,12 +144,20 @@ class TaskEventsOnDemand(bootsteps.StartStopStep):  # type: ignore[misc]
         mode = _mode(c.app)
         if dispatcher is None or not dispatcher.groups or mode == TASK_EVENTS_ON:
             return  # task events always on (or no events at all): nothing to switch
+        first_start = self.demand is None
         if self.demand is None:
             self.demand = EventsOnDemand(mode, c.app.settings.events_quiet_s)
         self.demand.attach(dispatcher)
         setattr(c, _CONSUMER_ATTRIBUTE, self.demand)
         if mode == TASK_EVENTS_DEMAND:
             self.timer_entry = c.timer.call_repeatedly(CHECK_INTERVAL_S, self.demand.expire)
+            if first_start:  # a monitor may be watching the other workers already
+                threading.Thread(
+                    target=_follow_peers,
+                    args=(c.app, c.hostname, self.demand),
+                    name="task-events-peers",
+                    daemon=True,
+                ).start()
 
     def stop(self, c: Any) -> None:
         if self.timer_entry is not None:
@@ -141,6 +165,30 @@ class TaskEventsOnDemand(bootsteps.StartStopStep):  # type: ignore[misc]
             self.timer_entry = None
 
     shutdown = stop
+
+
+def _follow_peers(app: Celery, hostname: str, demand: EventsOnDemand) -> None:
+    """Turn task events on when another worker has them on (a monitor asked it lately).
+
+    Covers a worker started while Flower is open beside other workers, until
+    Flower's next request; a worker alone waits for that request (at most 5 s).
+    """
+    try:
+        peers = task_events_state(app, timeout_s=PEERS_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - a courtesy; the next request turns them on
+        logger.debug("Could not ask the other workers about task events: %r", exc)
+        return
+    left = [
+        (float(state["off_in_s"]), host)
+        for host, state in peers.items()
+        if host != hostname
+        and isinstance(state, dict)
+        and state.get("on")
+        and state.get("off_in_s")
+    ]
+    if left:
+        left_s, peer = max(left)
+        demand.follow(peer, left_s)
 
 
 def _mode(app: Celery) -> str:

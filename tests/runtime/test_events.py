@@ -166,6 +166,19 @@ def test_task_events_stay_off_until_a_monitor_asks_and_stop_after_the_quiet_peri
     assert "Task events on: requested by heartbeat" in log
 
 
+def test_a_worker_started_beside_workers_a_monitor_watches_sends_task_events_at_once(
+    app: CommissaireCelery, worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    watched = worker_factory(queues=["simple"], services=SERVICES)
+    app.control.enable_events(destination=[watched.hostname], reply=True, timeout=2)
+    newcomer = worker_factory(queues=["simple"], services=SERVICES)
+    wait_until(lambda: state(app, newcomer)["on"], "the newcomer to follow the watched worker")
+    # For as long as the watched worker's quiet period lasts, not a fresh one.
+    watched_left = state(app, watched)["off_in_s"]
+    assert 0 < state(app, newcomer)["off_in_s"] <= watched_left + 1
+    assert f"Task events on: {watched.hostname} has them on" in newcomer.log()
+
+
 def test_on_rabbitmq_task_events_come_on_request_and_go_after_the_quiet_period(
     rabbitmq_url: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
