@@ -101,14 +101,14 @@ class EventsOnDemand:
         self.dispatcher.groups.add(TASK_GROUP)
         return True
 
-    def follow(self, peer: str, left_s: float) -> None:
-        """A peer worker has task events on for ``left_s`` more seconds: do the same."""
+    def follow(self, peer: str, left_s: float, asked_at: float) -> None:
+        """A peer had task events on for ``left_s`` more seconds at ``asked_at``: do the same."""
         if self.mode == TASK_EVENTS_OFF or self.dispatcher is None or self.until is not None:
             return
         logger.info(
             "Task events on: %s has them on (off after %g s without a request)", peer, left_s
         )
-        self.until = self.clock() + min(left_s, self.quiet_s)
+        self.until = asked_at + min(left_s, self.quiet_s)
         self.dispatcher.groups.add(TASK_GROUP)
 
     def stop(self, why: str) -> None:
@@ -173,6 +173,7 @@ def _follow_peers(app: Celery, hostname: str, demand: EventsOnDemand) -> None:
     Covers a worker started while Flower is open beside other workers, until
     Flower's next request; a worker alone waits for that request (at most 5 s).
     """
+    asked_at = demand.clock()  # the replies come when the timeout ends
     try:
         peers = task_events_state(app, timeout_s=PEERS_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - a courtesy; the next request turns them on
@@ -188,7 +189,7 @@ def _follow_peers(app: Celery, hostname: str, demand: EventsOnDemand) -> None:
     ]
     if left:
         left_s, peer = max(left)
-        demand.follow(peer, left_s)
+        demand.follow(peer, left_s, asked_at)
 
 
 def _mode(app: Celery) -> str:

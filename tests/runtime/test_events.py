@@ -19,7 +19,7 @@ from celery.worker.control import Panel
 
 from commissaire_tasks import bus
 from commissaire_tasks.bus import Bus
-from commissaire_tasks.config import Settings, load_settings
+from commissaire_tasks.config import load_settings
 from commissaire_tasks.ops.status import collect_status
 from commissaire_tasks.runtime.app import CommissaireCelery, create_app
 from commissaire_tasks.runtime.events import (
@@ -215,7 +215,9 @@ class _Consumer:
     """What a worker's consumer offers the step and the control commands."""
 
     def __init__(self, mode: str, groups: set[str] | None = None) -> None:
-        self.app = SimpleNamespace(settings=Settings(task_events=mode, events_quiet_s=5))
+        settings = load_settings().replace(task_events=mode, events_quiet_s=5)
+        self.app = create_app(settings, services=())  # on the session's broker
+        self.hostname = "unit@test"  # asks the session's workers (none here) about theirs
         self.event_dispatcher = _Dispatcher(groups)
         self.timer = SimpleNamespace(call_repeatedly=lambda *a: SimpleNamespace(cancel=None))
 
