@@ -4,8 +4,14 @@ Three ways, as the original offered:
 
 * ``celery -A commissaire_tasks worker -Q simple -c 3`` (or ``celery -A workers.simple worker``);
 * ``ServiceManager(service_class=MyService, process_count=3, ...).run()``: a prefork
-  worker with that many processes, replacing any that dies;
+  worker with that many processes, replacing any that dies (``pool="threads"``: one
+  process with that many threads, for a service that mostly waits);
 * ``MyService(...).run()``: one foreground process (solo pool), for debugging.
+
+The pool is the one asked for by argument, else ``COMMISSAIRE_POOL``, else the
+service class's ``pool`` attribute, else prefork (:func:`pool_for`). Under the
+threads pool the threads share the process's one instance of the service (see
+:class:`~commissaire_tasks.service.CommissaireService`).
 
 All stop cleanly on SIGINT/SIGTERM: the running call finishes, queued calls stay
 in the broker.
@@ -22,7 +28,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .config import load_settings
+from .config import DEFAULT_POOL, Settings, check_pool, load_settings
 from .errors import ConfigurationError
 from .runtime.app import CommissaireCelery, create_app, host_queue
 from .runtime.registry import registry
@@ -31,19 +37,42 @@ from .runtime.tasks import install_service, instances
 if TYPE_CHECKING:
     from .service import CommissaireService
 
-__all__ = ["ServiceManager", "run_service", "run_worker", "service_app"]
+__all__ = ["ServiceManager", "pool_for", "run_service", "run_worker", "service_app"]
+
+
+def pool_for(
+    service_classes: Sequence[type[CommissaireService]],
+    settings: Settings,
+    given: str | None = None,
+) -> str:
+    """The worker pool: ``given``, else the settings', else the one every class asks for."""
+    if given is not None:
+        return check_pool(given, "pool")
+    if settings.pool is not None:
+        return settings.pool
+    asked = {getattr(cls, "pool", None) for cls in service_classes}
+    if len(asked) == 1 and None not in asked:
+        return str(asked.pop())
+    return DEFAULT_POOL  # none asked, or they disagree: the safe default
 
 
 def service_app(*service_classes: type[CommissaireService]) -> CommissaireCelery:
-    """An app hosting ``service_classes``: ``celery -A <module> worker`` serves just them."""
-    return create_app(services=service_classes)
+    """An app hosting ``service_classes``: ``celery -A <module> worker`` serves just them.
+
+    Its workers use the pool :func:`pool_for` picks, unless ``-P`` names another.
+    """
+    app = create_app(services=service_classes)
+    pool = pool_for(service_classes, app.settings)
+    if pool != DEFAULT_POOL:
+        app.conf.worker_pool = pool
+    return app
 
 
 def run_worker(
     service_class: type[CommissaireService],
     *,
     concurrency: int = 1,
-    pool: str = "prefork",
+    pool: str | None = None,
     exchange_name: str | None = None,
     connection_url: str | None = None,
     qkwargs: Sequence[Mapping[str, Any]] | None = None,
@@ -51,8 +80,12 @@ def run_worker(
     loglevel: str = "INFO",
     instance: CommissaireService | None = None,
 ) -> int:
-    """Serve ``service_class`` in a Celery worker until it is stopped; return its exit code."""
+    """Serve ``service_class`` in a Celery worker until it is stopped; return its exit code.
+
+    ``concurrency`` is the number of pool processes (threads, under ``pool="threads"``).
+    """
     settings = load_settings().replace(exchange=exchange_name, broker_url=connection_url)
+    pool = pool_for([service_class], settings, pool)
     app = create_app(settings, services=())
     spec = registry.get(service_class.name)
     queues = spec.queues(settings, qkwargs)
@@ -95,7 +128,11 @@ def run_service(instance: CommissaireService, loglevel: str = "INFO") -> int:
 
 
 class ServiceManager:
-    """Runs ``process_count`` processes of a service (Celery's prefork pool)."""
+    """Runs ``process_count`` processes of a service (Celery's prefork pool).
+
+    With ``pool="threads"`` (or the service's ``pool`` attribute, or
+    ``COMMISSAIRE_POOL=threads``) it runs one process of ``process_count`` threads.
+    """
 
     def __init__(
         self,
@@ -106,11 +143,13 @@ class ServiceManager:
         qkwargs: Sequence[Mapping[str, Any]] | None = None,
         config_file: str | None = None,
         loglevel: str = "INFO",
+        pool: str | None = None,
     ) -> None:
         if process_count < 1:
             raise ConfigurationError(f"process_count must be at least 1, got {process_count}")
         self.service_class = service_class
         self.process_count = process_count
+        self.pool = None if pool is None else check_pool(pool, "pool")
         self.options: dict[str, Any] = {
             "exchange_name": exchange_name,
             "connection_url": connection_url,
@@ -121,4 +160,6 @@ class ServiceManager:
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; dead processes are replaced meanwhile."""
-        return run_worker(self.service_class, concurrency=self.process_count, **self.options)
+        return run_worker(
+            self.service_class, concurrency=self.process_count, pool=self.pool, **self.options
+        )
