@@ -91,7 +91,9 @@ def replace_members(backend: Backend, name: str, body: MembershipBody) -> dict[s
             f"'old' does not match the members of cluster {name!r}",
             details={"members": cluster.hostset},
         )
-    _check_ready(backend, [a for a in dict.fromkeys(body.new) if a not in cluster.hostset])
+    added = [a for a in dict.fromkeys(body.new) if a not in cluster.hostset]
+    _check_ready(backend, added)
+    _check_free(backend, added, name)
     cluster.hostset = list(dict.fromkeys(body.new))
     return view(backend.storage.save(cluster))
 
@@ -106,6 +108,7 @@ def add_member(backend: Backend, name: str, address: str) -> list[str]:
     cluster = get_cluster(backend, name)
     if address not in cluster.hostset:
         _check_ready(backend, [address])
+        _check_free(backend, [address], name)
         cluster.hostset = [*cluster.hostset, address]
         backend.storage.save(cluster)
     return [address]
@@ -132,6 +135,19 @@ def _check_ready(backend: Backend, addresses: list[str]) -> None:
             f"not ready to join (needs status active or disassociated): {listed}",
             details={"not_ready": not_ready},
         )
+
+
+def _check_free(backend: Backend, addresses: list[str], name: str) -> None:
+    """Conflict when a host is already in another cluster (storage refuses it too)."""
+    if not addresses:
+        return
+    for other in backend.storage.list(Clusters).clusters:
+        taken = sorted(set(addresses) & set(other.hostset)) if other.name != name else []
+        if taken:
+            raise Conflict(
+                f"already in cluster {other.name!r}: {', '.join(map(repr, taken))}",
+                details={"cluster": other.name, "hosts": taken},
+            )
 
 
 def _backend(request: Request) -> Backend:
