@@ -10,8 +10,12 @@ from .test_hosts import create_host, error_of
 
 @pytest.mark.parametrize(
     ("operation", "done_field", "body"),
-    [("upgrade", "upgraded", None), ("restart", "restarted", None), ("deploy", "deployed", {"version": "7.1"})],
-)  # fmt: skip
+    [
+        ("upgrade", "upgraded", None),
+        ("restart", "restarted", None),
+        ("deploy", "deployed", {"version": "7.1"}),
+    ],
+)
 def test_an_operation_is_started_and_read(
     api: httpx.Client, name: str, operation: str, done_field: str, body: dict[str, str] | None
 ) -> None:
