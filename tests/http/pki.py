@@ -71,7 +71,7 @@ class TestCA:
             names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
-        stem = self.folder / common_name.replace(" ", "-")
+        stem = self.folder / f"{self.path.stem}-{common_name.replace(' ', '-')}"
         pair = Pair(stem.with_suffix(".crt"), stem.with_suffix(".key"))
         pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         pair.key.write_bytes(
