@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,8 +83,11 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="package")
-def workers(worlds: Worlds, logs: Path) -> Iterator[None]:
-    started = [
+def stack(
+    worlds: Worlds, logs: Path, main_server: ServeProcess, bare_server: ServeProcess
+) -> Iterator[None]:
+    """Every worker and both servers, started at once (start-up is most of this package's time)."""
+    workers = [
         WorkerProcess(
             broker_url=worlds.main,
             queues=["storage"],
@@ -106,13 +110,20 @@ def workers(worlds: Worlds, logs: Path) -> Iterator[None]:
             log_dir=logs,
         ),
     ]
-    for worker in started:
+    for worker in workers:
         worker.start(wait=False)
-    for worker in started:
+    for server in (main_server, bare_server):
+        server.start(wait=False)
+    for worker in workers:
         worker.wait_ready()
+    for server in (main_server, bare_server):
+        server.wait_listening()
     yield
-    for worker in started:
-        worker.stop()
+    stoppers = [threading.Thread(target=p.stop) for p in (*workers, main_server, bare_server)]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()
 
 
 def _env(broker: str) -> dict[str, str]:
@@ -147,9 +158,10 @@ def server_config(
 
 
 @pytest.fixture(scope="package")
-def server(
-    workers: None, worlds: Worlds, pki: dict[str, Any], server_config: Path, logs: Path
-) -> Iterator[ServeProcess]:
+def main_server(
+    worlds: Worlds, pki: dict[str, Any], server_config: Path, logs: Path
+) -> ServeProcess:
+    """The main server (not started: :func:`stack` starts it with the workers)."""
     port = free_port()
     server_pair: Pair = pki["server"]
     process = ServeProcess(
@@ -162,15 +174,15 @@ def server(
         port,
         logs / f"serve-{uuid.uuid4().hex[:6]}.log",
         _env(worlds.main),
-    ).start()  # fmt: skip
-    yield process
-    process.stop()
+    )  # fmt: skip
+    return process
 
 
 @pytest.fixture(scope="package")
 def bare_server(
-    workers: None, worlds: Worlds, logs: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServeProcess]:
+    worlds: Worlds, logs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> ServeProcess:
+    """The bare world's server, ``--no-auth`` (started by :func:`stack`)."""
     port = free_port()
     config = tmp_path_factory.mktemp("bare") / "bare.json"
     config.write_text(json.dumps({"call-timeout": CALL_TIMEOUT_S}))
@@ -180,14 +192,13 @@ def bare_server(
         port,
         logs / "serve-bare.log",
         _env(worlds.bare),
-    ).start()
-    yield process
-    process.stop()
+    )
+    return process
 
 
 @pytest.fixture(scope="package")
-def base_url(server: ServeProcess) -> str:
-    return f"https://127.0.0.1:{server.port}"
+def base_url(stack: None, main_server: ServeProcess) -> str:
+    return f"https://127.0.0.1:{main_server.port}"
 
 
 def client(base_url: str, pki: dict[str, Any], **options: Any) -> httpx.Client:
@@ -206,7 +217,7 @@ def api(base_url: str, pki: dict[str, Any]) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def bare(bare_server: ServeProcess) -> Iterator[httpx.Client]:
+def bare(stack: None, bare_server: ServeProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"http://127.0.0.1:{bare_server.port}", timeout=60) as session:
         yield session
 

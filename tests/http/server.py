@@ -31,11 +31,15 @@ class ServeProcess:
         self.env = dict(env)
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ServeProcess:
+    def start(self, wait: bool = True) -> ServeProcess:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
+        return self.wait_listening() if wait else self
+
+    def wait_listening(self) -> ServeProcess:
+        assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
