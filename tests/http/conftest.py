@@ -36,7 +36,7 @@ from .token_endpoint import REVIEWER_TOKEN, TokenReviewStandIn
 ALICE = ("alice", "pass:word:with:colons")
 BOB = ("bob", "bob-secret")
 #: Seconds the servers wait for a bus call (the ``stuck`` stand-in takes longer).
-CALL_TIMEOUT_S = 4
+CALL_TIMEOUT_S = 8
 CLIENT_CN = "ops-client"
 
 

@@ -4,16 +4,20 @@ The real services are built elsewhere; these answer the same routing keys with
 the same shapes, so the REST front is tested over the bus as it will run:
 ``clusterexec.upgrade/restart/deploy`` save and return the operation's first
 record; ``container.get_node_status`` answers a node status, fails for the
-manager ``broken``, is slow for managers named ``slow*`` and outlasts any
-caller's timeout for ``stuck``.
+manager ``broken`` and outlasts any caller's timeout for ``stuck``; for
+``gate-<id>`` it says it started (Redis key ``gate:<id>:started``) and waits
+until the test opens the gate (``gate:<id>:open``).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
+
+import redis
 
 from commissaire_tasks.errors import ContainerManagerError
 from commissaire_tasks.message import Message
@@ -27,10 +31,10 @@ from commissaire_tasks.models import (
 from commissaire_tasks.service import CommissaireService
 from commissaire_tasks.storage.client import StorageClient
 
-#: Seconds a ``slow*`` manager takes to answer.
-SLOW_S = 2.0
 #: Seconds the ``stuck`` manager takes: longer than the test server's call timeout.
-STUCK_S = 8.0
+STUCK_S = 10.0
+#: Seconds a gate waits to be opened at most (less than the server's call timeout).
+GATE_MAX_S = 7.0
 
 
 class ClusterexecStandIn(CommissaireService):
@@ -78,11 +82,18 @@ class ContainerStandIn(CommissaireService):
     ) -> dict[str, Any]:
         if container_manager_name == "broken":
             raise ContainerManagerError(f"manager {container_manager_name!r} cannot be reached")
-        if container_manager_name.startswith("slow"):
-            time.sleep(SLOW_S)
         if container_manager_name == "stuck":
             time.sleep(STUCK_S)
+        if container_manager_name.startswith("gate-"):
+            self._wait_at_gate(container_manager_name.removeprefix("gate-"))
         return {"node": address, "manager": container_manager_name, "ready": True}
+
+    def _wait_at_gate(self, gate: str) -> None:
+        store = redis.Redis.from_url(os.environ["COMMISSAIRE_BROKER_URL"])
+        store.set(f"gate:{gate}:started", 1, ex=60)
+        deadline = time.monotonic() + GATE_MAX_S
+        while not store.exists(f"gate:{gate}:open") and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 __all__ = ["ClusterexecStandIn", "ContainerStandIn"]
