@@ -38,6 +38,8 @@ BOB = ("bob", "bob-secret")
 #: Seconds the servers wait for a bus call (the ``stuck`` stand-in takes longer).
 CALL_TIMEOUT_S = 8
 CLIENT_CN = "ops-client"
+#: Seconds each process gets to start (they start together, on a shared machine).
+READY_TIMEOUT_S = 120.0
 
 
 class Worlds:
@@ -115,7 +117,7 @@ def stack(
     for server in (main_server, bare_server):
         server.start(wait=False)
     for worker in workers:
-        worker.wait_ready()
+        worker.wait_ready(READY_TIMEOUT_S)
     for server in (main_server, bare_server):
         server.wait_listening()
     yield

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 #: Seconds the server gets to listen.
-START_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 120.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
