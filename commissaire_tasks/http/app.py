@@ -2,7 +2,8 @@
 
 Routes are those of commissaire-http's API v0 (section "The REST front" of the
 README lists them), under ``/api/v0/``; the status page is at ``/`` and the
-OpenAPI docs at ``/docs``. Every path, the docs included, is behind
+OpenAPI docs at ``/docs`` (Swagger UI, its files served from here: the docs
+work without internet access). Every path, the docs included, is behind
 authentication (:mod:`.auth`). Every error answer is JSON (:mod:`.errors`).
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -55,7 +57,9 @@ def create_app(backend: Backend | None = None, auth: AuthManager | None = None) 
         yield
         await auth.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI, with the docs' scripts served by this server, not a CDN
+        static_url="/docs-assets",
+        redoc_url=None,
         title="Commissaire REST API",
         version=__version__,
         description="Commissaire's HTTP API v0, calling the services over the bus.",

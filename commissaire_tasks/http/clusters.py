@@ -202,8 +202,17 @@ add_route(
     summary="Create a cluster or update the fields given",
     responses=_ERRORS,
 )
-add_route(router, "DELETE", "/cluster/{name}/", _delete, summary="Delete", responses=_ERRORS)
-add_route(router, "GET", "/cluster/{name}/hosts/", _members, summary="Members", responses=_ERRORS)
+add_route(
+    router, "DELETE", "/cluster/{name}/", _delete, summary="Delete a cluster", responses=_ERRORS
+)
+add_route(
+    router,
+    "GET",
+    "/cluster/{name}/hosts/",
+    _members,
+    summary="A cluster's members",
+    responses=_ERRORS,
+)
 add_route(
     router,
     "PUT",
@@ -221,13 +230,18 @@ add_route(
     responses=_ERRORS,
 )
 add_route(
-    router, "PUT", "/cluster/{name}/hosts/{host}/", _add, summary="Add one", responses=_ERRORS
+    router,
+    "PUT",
+    "/cluster/{name}/hosts/{host}/",
+    _add,
+    summary="Add one member",
+    responses=_ERRORS,
 )
 add_route(
     router,
     "DELETE",
     "/cluster/{name}/hosts/{host}/",
     _remove,
-    summary="Remove one",
+    summary="Remove one member",
     responses=_ERRORS,
 )

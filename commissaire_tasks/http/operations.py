@@ -71,7 +71,7 @@ def _routes(operation: str) -> None:
         slash_optional=False,
         status_code=201,
         name=f"start_{operation}",
-        summary=f"Start a {operation}",
+        summary=f"Start {_article(operation)} {operation}",
         responses={201: {"model": model}, **_ERRORS},
     )
     add_route(
@@ -84,6 +84,10 @@ def _routes(operation: str) -> None:
         summary=f"The last {operation}",
         responses={200: {"model": model}, **_ERRORS},
     )
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 for _operation in OPERATIONS:
