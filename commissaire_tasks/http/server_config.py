@@ -80,8 +80,9 @@ def load_server_config(path: str | None) -> ServerConfig:
         normal = key.replace("-", "_")
         if normal not in _KEYS:
             raise ConfigurationError(f"server config {path}: unknown key {key!r}")
-        if _KEYS[normal] is not None:
-            options[_KEYS[normal]] = value
+        field_name = _KEYS[normal]
+        if field_name is not None:
+            options[field_name] = value
     return _checked(ServerConfig(**options), path)
 
 
