@@ -11,6 +11,8 @@ KINDS = [
     ("networks", "network", "flannel_etcd", "flannel_server"),
     ("containermanagers", "containermanager", "openshift", "trivial"),
 ]
+#: A body each type accepts (a Kubernetes/OpenShift manager needs its API server).
+OPTIONS = {"openshift": {"server_url": "https://api.test:6443"}}
 
 
 @pytest.mark.parametrize(("plural", "singular", "default", "other"), KINDS)
@@ -18,10 +20,12 @@ def test_a_record_is_created_read_listed_and_deleted(
     api: httpx.Client, name: str, plural: str, singular: str, default: str, other: str
 ) -> None:
     path = f"/api/v0/{singular}/{name}/"
-    created = api.put(path, json={})
+    options = OPTIONS.get(default, {})
+    created = api.put(path, json={"options": options} if options else {})
     assert created.status_code == 201, created.text
-    assert created.json() == {"name": name, "type": default, "options": {}}
-    assert api.put(path.rstrip("/"), json={"type": default}).status_code == 201  # identical
+    assert created.json() == {"name": name, "type": default, "options": options}
+    identical = {"type": default, "options": options}
+    assert api.put(path.rstrip("/"), json=identical).status_code == 201
     differs = api.put(path, json={"type": other})
     assert differs.status_code == 409
     assert error_of(differs)["code"] == "conflict"
