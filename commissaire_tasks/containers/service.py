@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import Any
 
 from ..errors import InvalidParams
+from ..hosts.coordination import coordination_redis
 from ..message import Message
 from ..models import Cluster, Clusters, ContainerManagerConfig, Host
 from ..service import CommissaireService
@@ -32,7 +33,7 @@ from ..storage.client import (
 )
 from .manager import ContainerManager
 from .membership import Membership
-from .table import ManagerTable, containers_redis
+from .table import ManagerTable
 
 __all__ = ["ContainerService"]
 
@@ -49,7 +50,7 @@ class ContainerService(CommissaireService):
 
     @cached_property
     def managers(self) -> ManagerTable:
-        return ManagerTable(self.storage, containers_redis(self.config), self.logger)
+        return ManagerTable(self.storage, coordination_redis(self.config), self.logger)
 
     @cached_property
     def membership(self) -> Membership:

@@ -12,12 +12,9 @@ or deleted config from the call after its notification was handled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import redis
 
-from ..config import load_settings
 from ..errors import ConfigurationError, ContainerManagerError, StorageLookupError
 from ..models import ContainerManagerConfig, ContainerManagerConfigs
 from ..models.manager_options import KUBERNETES_TYPES
@@ -25,20 +22,10 @@ from ..storage.client import StorageClient
 from .manager import ContainerManager
 from .trivial import TrivialManager
 
-__all__ = ["ManagerTable", "containers_redis"]
+__all__ = ["ManagerTable"]
 
 #: Redis key of the counter bumped on every ContainerManagerConfig change.
 GENERATION_KEY = "commissaire:containers:config-generation"
-
-
-def containers_redis(config: Mapping[str, Any]) -> redis.Redis:
-    """The Redis the container service keeps its state in: ``redis_url``, else the
-    result backend or broker when it is Redis."""
-    settings = load_settings()
-    for url in (config.get("redis_url"), settings.backend_url, settings.broker_url):
-        if isinstance(url, str) and url.startswith(("redis://", "rediss://", "redis+socket://")):
-            return redis.Redis.from_url(url, decode_responses=True)
-    raise ConfigurationError("the container service needs Redis: set redis_url in its config")
 
 
 def build_manager(config: ContainerManagerConfig, client: redis.Redis) -> ContainerManager:

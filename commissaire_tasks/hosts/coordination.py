@@ -49,7 +49,7 @@ def coordination_url(config: Mapping[str, Any]) -> str:
         if isinstance(url, str) and url.startswith(("redis://", "rediss://", "redis+socket://")):
             return url
     raise ConfigurationError(
-        "the host services need Redis for their locks: set redis_url in their config file"
+        "this service needs Redis for its locks and state: set redis_url in its config file"
     )
 
 
