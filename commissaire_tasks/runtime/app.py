@@ -23,8 +23,8 @@ from ..config import Settings, load_settings
 from ..routing import QueueSpec, Router
 from . import publish, startup
 from ._bindings import BrokerRoutes
-from .logs import install as install_logging
 from .backend import is_lean_url, lean_backend
+from .logs import install as install_logging
 from .registry import ServiceSpec, registry
 from .results import BoundedResult, with_jsonrpc_failures
 from .tasks import install_service

@@ -142,7 +142,9 @@ class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
         client = self.backend.client
         if self._pops_many:
             try:
-                popped = client.blmpop(wait_s, 1, self.reply_key, direction="LEFT", count=POP_AT_MOST)
+                popped = client.blmpop(
+                    wait_s, 1, self.reply_key, direction="LEFT", count=POP_AT_MOST
+                )
                 return [] if popped is None else list(popped[1])
             except ResponseError:  # before Redis 7.0: one result per pop
                 self._pops_many = False
