@@ -79,6 +79,12 @@ class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
             if len(self._expected) > REMEMBERED_CALLS:
                 self._expected.popitem(last=False)
 
+    @property
+    def awaited(self) -> set[str]:
+        """The calls whose results this process still expects on its reply list."""
+        with self._lock:
+            return set(self._expected)
+
     # Celery's consumer interface: nothing to subscribe to or cancel.
     def start(self, initial_task_id: str, **kwargs: Any) -> None:
         pass

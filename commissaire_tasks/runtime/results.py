@@ -223,6 +223,11 @@ class ReconnectingResultConsumer(CeleryRedisResultConsumer):  # type: ignore[mis
         super().__init__(*args, **kwargs)
         self._ensure = partial(self.backend.ensure, max_retries=SUBSCRIBE_RETRIES)
 
+    @property
+    def awaited(self) -> set[str]:
+        """The result keys this process is subscribed to."""
+        return {bytes_to_str(key) for key in self.subscribed_to}
+
     def _reconnect(self) -> None:
         left = _seconds_left()
         policy = {} if left is None else {"max_retries": None, "timeout": max(left, 0.01)}
