@@ -28,7 +28,7 @@ from typing import Any
 from celery import states
 from celery.backends.asynchronous import BaseResultConsumer, _waiting_on
 from celery.exceptions import TimeoutError as CeleryTimeoutError
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from .results import REPLY_TO_PREFIX, UNREACHABLE, reply_key
 
@@ -51,7 +51,8 @@ class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._connection_errors = (*UNREACHABLE, *self.backend.connection_errors)
+        # A master demoted in a failover answers READONLY until the client finds the new one.
+        self._connection_errors = (*UNREACHABLE, ReadOnlyError, *self.backend.connection_errors)
         self._reset()
 
     def _reset(self) -> None:
@@ -152,8 +153,10 @@ class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
                     wait_s, 1, self.reply_key, direction="LEFT", count=POP_AT_MOST
                 )
                 return [] if popped is None else list(popped[1])
-            except ResponseError:  # before Redis 7.0: one result per pop
-                self._pops_many = False
+            except ResponseError as exc:
+                if "unknown command" not in str(exc).lower():
+                    raise
+                self._pops_many = False  # before Redis 7.0: one result per pop
         popped = client.blpop([self.reply_key], timeout=wait_s)
         return [] if popped is None else [popped[1]]
 
