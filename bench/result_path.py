@@ -5,7 +5,8 @@ reply list per caller; ``pubsub``: Celery's Redis backend, one subscription per
 call), each on a Redis server of its own so ``INFO commandstats`` counts one
 system only, each with a 2-process worker, measured in interleaved rounds:
 sequential ``bus.call`` latency (with Redis commands per call over those calls),
-sent-then-collected throughput and ``call_many`` throughput. Prints a table and
+sent-then-collected throughput and ``call_many`` throughput (with the caller's
+CPU per call over those two). Prints a table and
 writes the figures as JSON.
 """
 
@@ -40,16 +41,19 @@ def measure_round(system: FrameworkSystem, client: redis.Redis, args: Any) -> di
     latency = time_calls(system.call_add, args.latency_calls)
     spent = commands_run(client) - before
     spent.pop("info", None)
+    cpu = time.process_time()
     _, collected = collected_rate(system.send_add, system.collect, args.calls)
     started = time.perf_counter()
     system.call_batch(args.calls)
     batch = args.calls / (time.perf_counter() - started)
+    caller_cpu_ms = (time.process_time() - cpu) * 1e3 / (2 * args.calls)
     return {
         "latency": latency,
         "commands_per_call": sum(spent.values()) / args.latency_calls,
         "commands": {k: round(v / args.latency_calls, 2) for k, v in spent.most_common(12)},
         "collected_per_s": collected,
         "call_many_per_s": batch,
+        "caller_cpu_ms": caller_cpu_ms,
     }
 
 
@@ -83,6 +87,7 @@ def summarise(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "commands": measured[-1]["commands"],
             "collected_per_s": median(r["collected_per_s"] for r in measured),
             "call_many_per_s": median(r["call_many_per_s"] for r in measured),
+            "caller_cpu_ms": median(r["caller_cpu_ms"] for r in measured),
         }
     lean, pubsub = rounds["lean"], rounds["pubsub"]
     summary["ratios"] = {
@@ -102,15 +107,16 @@ def summarise(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def render(summary: dict[str, Any]) -> str:
     lines = [
-        "| result path | p50 | p99 | collected calls/s | call_many calls/s | Redis commands/call |",
-        "|---|---|---|---|---|---|",
+        "| result path | p50 | p99 | collected calls/s | call_many calls/s "
+        "| caller CPU ms/call | Redis commands/call |",
+        "|---|---|---|---|---|---|---|",
     ]
     for path, label in PATHS.items():
         row = summary[path]
         lines.append(
             f"| {label} | {row['p50_ms']:.2f} ms | {row['p99_ms']:.2f} ms "
             f"| {row['collected_per_s']:,.0f} | {row['call_many_per_s']:,.0f} "
-            f"| {row['commands_per_call']:.1f} |"
+            f"| {row['caller_cpu_ms']:.2f} | {row['commands_per_call']:.1f} |"
         )
     ratios = summary["ratios"]
     lines.append(

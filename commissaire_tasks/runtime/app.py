@@ -90,8 +90,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 class CommissaireCelery(Celery):  # type: ignore[misc]
     """A Celery app whose result backend stores failures as JSON-RPC error objects.
 
-    On Redis it also stores each result in one round trip (:mod:`._results`) and
-    reuses one Redis client per broker channel (:mod:`._transport`).
+    On Redis it also stores each result in one round trip (:mod:`.results`), on the
+    lean result path delivers it to the caller's reply list in that same trip
+    (:mod:`.backend`, the default), and reuses one Redis client per broker channel
+    (:mod:`.transport`).
     """
 
     amqp_cls = "commissaire_tasks.runtime.transport:AMQP"
