@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 from celery.result import ResultSet
 
 from commissaire_tasks.app import create_app
@@ -186,3 +187,16 @@ def test_a_caller_on_celerys_pubsub_path_still_gets_results_from_the_same_worker
     bus = Bus(create_app(settings, services=[]))
     assert not isinstance(bus.app.backend, LeanReplies)
     assert bus.call("simple.add", 4, 4, timeout=10) == 8
+
+
+def test_a_plain_celery_app_finds_the_backend_by_its_lean_scheme() -> None:
+    redis_app = Celery("plain", backend="lean+redis://127.0.0.1:6379/0", set_as_current=False)
+    assert type(redis_app.backend).__name__ == "LeanRedisBackend"
+    options = {"master_name": "mymaster"}
+    sentinel_app = Celery(
+        "plain",
+        backend="lean+sentinel://127.0.0.1:26379",
+        result_backend_transport_options=options,
+        set_as_current=False,
+    )
+    assert type(sentinel_app.backend).__name__ == "LeanSentinelBackend"
