@@ -26,6 +26,8 @@ ENV_CONFIG_FILE = "COMMISSAIRE_CONFIG_FILE"
 ENV_MAX_PAYLOAD = "COMMISSAIRE_MAX_PAYLOAD_BYTES"
 ENV_VISIBILITY_TIMEOUT = "COMMISSAIRE_VISIBILITY_TIMEOUT"
 ENV_RESULT_EXPIRES = "COMMISSAIRE_RESULT_EXPIRES"
+#: Seconds a caller's reply list (lean result path) outlives a caller that went away.
+ENV_REPLY_EXPIRES = "COMMISSAIRE_REPLY_EXPIRES"
 #: Comma-separated service modules ``celery -A commissaire_tasks`` imports.
 ENV_SERVICES = "COMMISSAIRE_SERVICES"
 #: ``demand`` (default: on while a monitor asks), ``on`` (always) or ``off`` (never).
@@ -63,6 +65,16 @@ DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 DEFAULT_VISIBILITY_TIMEOUT_S = 1800
 #: Seconds a stored result lives in the result backend.
 DEFAULT_RESULT_EXPIRES_S = 3600
+#: Seconds a reply list lives once created (its results stay under their keys).
+DEFAULT_REPLY_EXPIRES_S = 300
+#: :data:`ENV_RESULT_BACKEND` names for the two result paths on the broker's Redis:
+#: ``lean`` (reply list per caller, :mod:`commissaire_tasks.runtime.backend`) and
+#: ``pubsub`` (Celery's Redis backend: one subscription per call).
+RESULT_PATHS = ("lean", "pubsub")
+#: The result path used when :data:`ENV_RESULT_BACKEND` is unset and the broker is Redis.
+DEFAULT_RESULT_PATH = "lean"
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "sentinel://")
+
 #: The queue types :data:`ENV_QUEUE_TYPE` may name (Redis ignores the setting).
 QUEUE_TYPES = ("classic", "quorum")
 #: What :data:`ENV_TASK_EVENTS` may say: on demand, always, never.
@@ -80,7 +92,9 @@ class Settings:
 
     Attributes:
         broker_url: Broker URL (Redis or AMQP).
-        result_backend: Result backend URL; the broker when it is Redis, else ``rpc://``.
+        result_backend: Result backend URL, or ``lean``/``pubsub`` for that result
+            path on the broker's Redis; unset: the broker (on the
+            :data:`DEFAULT_RESULT_PATH`) when it is Redis, else ``rpc://``.
         exchange: Name of the topic exchange every call is published to.
         call_timeout_s: Default seconds a waiting call waits.
         queues: Extra queue definitions (kombu Queue keyword dicts) callers may route to.
@@ -88,6 +102,8 @@ class Settings:
         max_payload_bytes: Largest encoded parameters a call may carry.
         visibility_timeout_s: Seconds before Redis redelivers an unacknowledged message.
         result_expires_s: Seconds a result stays in the backend.
+        reply_expires_s: Seconds a caller's reply list lives once created
+            (lean result path): what a caller that went away leaves behind.
         task_events: When workers send task events (Flower's live view):
             ``demand`` while a monitor asks for them (see
             :mod:`commissaire_tasks.runtime.events`), ``on`` always (callers
@@ -114,6 +130,7 @@ class Settings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
     result_expires_s: int = DEFAULT_RESULT_EXPIRES_S
+    reply_expires_s: int = DEFAULT_REPLY_EXPIRES_S
     task_events: str = TASK_EVENTS_DEMAND
     events_quiet_s: float = DEFAULT_EVENTS_QUIET_S
     queue_type: str = "classic"
@@ -132,11 +149,16 @@ class Settings:
     @property
     def backend_url(self) -> str:
         """The result backend actually used."""
-        if self.result_backend:
-            return self.result_backend
-        if self.broker_url.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
-            return self.broker_url
-        return "rpc://"
+        path = self.result_backend or DEFAULT_RESULT_PATH
+        if path not in RESULT_PATHS:
+            return path
+        if not self.broker_url.startswith(_REDIS_SCHEMES):
+            if self.result_backend:
+                raise ConfigurationError(
+                    f"{ENV_RESULT_BACKEND}={path} needs a Redis broker; give a backend URL"
+                )
+            return "rpc://"
+        return f"lean+{self.broker_url}" if path == "lean" else self.broker_url
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied; ``None`` values are ignored."""
@@ -148,7 +170,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     return Settings(
         broker_url=env.get(ENV_BROKER_URL) or DEFAULT_BROKER_URL,
-        result_backend=env.get(ENV_RESULT_BACKEND) or None,
+        result_backend=_result_backend(env.get(ENV_RESULT_BACKEND)),
         exchange=env.get(ENV_EXCHANGE) or DEFAULT_EXCHANGE,
         call_timeout_s=_number(env, ENV_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT_S, float),
         queues=_queues(env.get(ENV_QUEUES)),
@@ -158,6 +180,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, ENV_VISIBILITY_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT_S, int
         ),
         result_expires_s=_number(env, ENV_RESULT_EXPIRES, DEFAULT_RESULT_EXPIRES_S, int),
+        reply_expires_s=_number(env, ENV_REPLY_EXPIRES, DEFAULT_REPLY_EXPIRES_S, int),
         task_events=_task_events(env),
         events_quiet_s=_number(env, ENV_EVENTS_QUIET, DEFAULT_EVENTS_QUIET_S, float),
         queue_type=_queue_type(env.get(ENV_QUEUE_TYPE)),
@@ -183,6 +206,15 @@ def _task_events(env: Mapping[str, str]) -> str:
         raise ConfigurationError(
             f"{ENV_TASK_EVENTS} must be demand, on or off (or another on/off word), not {value!r}"
         ) from None
+
+
+def _result_backend(raw: str | None) -> str | None:
+    value = (raw or "").strip() or None
+    if value is not None and "://" not in value and value.lower() not in RESULT_PATHS:
+        raise ConfigurationError(
+            f"{ENV_RESULT_BACKEND} must be a URL or one of {', '.join(RESULT_PATHS)}"
+        )
+    return value.lower() if value and "://" not in value else value
 
 
 def _sentinel_master(env: Mapping[str, str]) -> str | None:

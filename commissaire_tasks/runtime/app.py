@@ -23,6 +23,7 @@ from ..config import TASK_EVENTS_ON, Settings, load_settings
 from ..routing import QueueSpec, Router
 from . import events, publish, startup
 from ._bindings import BrokerRoutes
+from .backend import is_lean_url, lean_backend
 from .logs import install as install_logging
 from .registry import ServiceSpec, registry
 from .results import BoundedResult, with_jsonrpc_failures
@@ -42,7 +43,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
     }
-    results = {"visibility_timeout": settings.visibility_timeout_s}
+    results = {
+        "visibility_timeout": settings.visibility_timeout_s,
+        # How long a caller's reply list outlives its caller (lean result path).
+        "reply_expires": settings.reply_expires_s,
+    }
     if settings.sentinel_master:  # Redis Sentinel: the master's name, for broker and results
         transport["master_name"] = results["master_name"] = settings.sentinel_master
     return {
@@ -86,8 +91,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 class CommissaireCelery(Celery):  # type: ignore[misc]
     """A Celery app whose result backend stores failures as JSON-RPC error objects.
 
-    On Redis it also stores each result in one round trip (:mod:`._results`) and
-    reuses one Redis client per broker channel (:mod:`._transport`).
+    On Redis it also stores each result in one round trip (:mod:`.results`), on the
+    lean result path delivers it to the caller's reply list in that same trip
+    (:mod:`.backend`, the default), and reuses one Redis client per broker channel
+    (:mod:`.transport`).
     """
 
     amqp_cls = "commissaire_tasks.runtime.transport:AMQP"
@@ -99,9 +106,15 @@ class CommissaireCelery(Celery):  # type: ignore[misc]
     #: queue name -> the service served from it
     service_queues: dict[str, str]
 
+    #: Calls carry the backend's ``reply_to`` (the lean result path's reply list).
+    replies_to_lists = True
+
     def _get_backend(self) -> Any:
         from celery.app import backends
 
+        configured = self.backend_cls or self.conf.result_backend
+        if is_lean_url(configured):
+            return lean_backend(app=self, url=configured)
         backend_cls, url = backends.by_url(
             self.backend_cls or self.conf.result_backend, self.loader
         )
@@ -115,6 +128,9 @@ class CommissaireCelery(Celery):  # type: ignore[misc]
         **options: Any,
     ) -> Any:
         """Every call's one way out (bus, ``.delay()``, notifier): see :mod:`.publish`."""
+        reply_to = getattr(self.backend, "reply_to", None)
+        if reply_to is not None and not options.get("reply_to"):
+            options["reply_to"] = reply_to
         return publish.send(self, super().send_task, name, args, kwargs, options)
 
     @cached_property

@@ -20,8 +20,13 @@ from celery.utils.imports import cwd_in_path
 from ..config import ENV_SERVICES
 from .registry import ServiceSpec, registry
 
-__all__ = ["BUNDLED_SERVICE_MODULES", "ServiceModule", "import_service_modules",
-           "load_service_modules", "service_modules"]
+__all__ = [
+    "BUNDLED_SERVICE_MODULES",
+    "ServiceModule",
+    "import_service_modules",
+    "load_service_modules",
+    "service_modules",
+]
 
 #: The service modules the package itself ships: used when there is no ``workers`` package.
 BUNDLED_SERVICE_MODULES = ("commissaire_tasks.storage.service",)

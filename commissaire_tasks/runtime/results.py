@@ -11,6 +11,7 @@ so ``.get()`` raises ``NotImplementedError`` for a ``NotImplementedError`` and a
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from functools import cache, partial
@@ -75,11 +76,8 @@ class JsonRpcFailures:
         return super().exception_to_python(exc)  # type: ignore[misc]
 
 
-#: Store a result unless the call already succeeded, and announce it, in one round trip.
-#: (redis-py runs it by SHA and loads it again after a Redis restart.)
-_STORE_SCRIPT = Script(
-    None,  # type: ignore[arg-type]  # no client of its own: each call passes one
-    b"""
+#: The guard every store runs first: a redelivered call never overwrites a success.
+_UNLESS_SUCCEEDED = b"""
 local current = redis.call('GET', KEYS[1])
 if current then
     local ok, meta = pcall(cjson.decode, current)
@@ -93,10 +91,45 @@ if expires > 0 then
 else
     redis.call('SET', KEYS[1], ARGV[1])
 end
-redis.call('PUBLISH', KEYS[1], ARGV[1])
+"""
+
+#: Store a result unless the call already succeeded, and announce it, in one round trip.
+#: (redis-py runs it by SHA and loads it again after a Redis restart.)
+_STORE_SCRIPT = Script(
+    None,  # type: ignore[arg-type]  # no client of its own: each call passes one
+    _UNLESS_SUCCEEDED + b"redis.call('PUBLISH', KEYS[1], ARGV[1])\nreturn 1\n",
+)
+
+#: The same, delivered to the caller's reply list (KEYS[2]) instead of announced on
+#: a channel. A list its caller keeps emptying is created anew, and given its
+#: expiry (ARGV[3] seconds), by the first result after each pop.
+_REPLY_SCRIPT = Script(
+    None,  # type: ignore[arg-type]
+    _UNLESS_SUCCEEDED
+    + b"""
+if redis.call('RPUSH', KEYS[2], ARGV[1]) == 1 then
+    redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+end
 return 1
 """,
 )
+
+#: What a caller with a reply list puts in ``reply_to`` (see :mod:`.replies`).
+REPLY_TO_PREFIX = "reply."
+_REPLY_TO = re.compile(r"reply\.[0-9a-f]{32}")
+#: Seconds a reply list lives once created, unless the app sets
+#: ``result_backend_transport_options["reply_expires"]`` (``COMMISSAIRE_REPLY_EXPIRES``).
+DEFAULT_REPLY_EXPIRES_S = 300
+
+
+def reply_key(backend: Any, reply_to: str) -> str:
+    """The Redis list a caller with ``reply_to`` pops its results from.
+
+    Beside the result keys: ``celery-reply-reply.<hex>``, under Celery's
+    ``global_keyprefix`` when one is set.
+    """
+    prefix = bytes_to_str(backend.task_keyprefix).replace("celery-task-meta-", "celery-reply-")
+    return f"{prefix}{reply_to}"
 
 
 class OneTripRedisStore:
@@ -105,8 +138,17 @@ class OneTripRedisStore:
     Celery reads the stored state first (so a redelivered call cannot overwrite a
     success), then sets and publishes in a second round trip. The same rule runs
     here as one Lua script, on the Redis server, with the same keys and messages,
-    so every Celery client and Flower read the results as before.
+    so every Celery client and Flower read the results as before. A call whose
+    ``reply_to`` names a reply list (a caller on the lean result path) gets its
+    result pushed there instead of published, in the same script.
     """
+
+    @property
+    def reply_expires(self) -> int:
+        """Seconds a reply list lives once created (its results stay under their keys)."""
+        conf: Any = self.app.conf  # type: ignore[attr-defined]
+        options = conf.get("result_backend_transport_options") or {}
+        return int(options.get("reply_expires") or DEFAULT_REPLY_EXPIRES_S)
 
     def _store_result(
         self,
@@ -129,11 +171,20 @@ class OneTripRedisStore:
             )
         expires = backend.failure_expires if state == states.FAILURE else backend.expires
         key = backend.get_key_for_task(task_id)
-        backend.ensure(self._store_unless_succeeded, (key, value, int(expires or 0)))
+        reply_to = getattr(request, "reply_to", None)
+        if isinstance(reply_to, str) and _REPLY_TO.fullmatch(reply_to):
+            args = (key, value, int(expires or 0), reply_key(self, reply_to))
+            backend.ensure(self._store_and_reply, args)
+        else:
+            backend.ensure(self._store_unless_succeeded, (key, value, int(expires or 0)))
         return result
 
     def _store_unless_succeeded(self, key: str, value: Any, expires: int) -> None:
         _STORE_SCRIPT(keys=[key], args=[value, expires], client=self.client)  # type: ignore[attr-defined]
+
+    def _store_and_reply(self, key: str, value: Any, expires: int, replies: str) -> None:
+        args = [value, expires, self.reply_expires]
+        _REPLY_SCRIPT(keys=[key, replies], args=args, client=self.client)  # type: ignore[attr-defined]
 
 
 #: Reconnects (about one a second) a caller tries before it gives up subscribing to a
@@ -171,6 +222,11 @@ class ReconnectingResultConsumer(CeleryRedisResultConsumer):  # type: ignore[mis
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._ensure = partial(self.backend.ensure, max_retries=SUBSCRIBE_RETRIES)
+
+    @property
+    def awaited(self) -> set[str]:
+        """The result keys this process is subscribed to."""
+        return {bytes_to_str(key) for key in self.subscribed_to}
 
     def _reconnect(self) -> None:
         left = _seconds_left()
@@ -226,7 +282,7 @@ def with_jsonrpc_failures(backend_cls: type[Backend]) -> type[Backend]:
     """
     mixins: tuple[type, ...] = (JsonRpcFailures,)
     attributes: dict[str, Any] = {}
-    if issubclass(backend_cls, RedisBackend):
+    if issubclass(backend_cls, RedisBackend) and not getattr(backend_cls, "lean_replies", False):
         mixins += (OneTripRedisStore,)
         attributes["ResultConsumer"] = ReconnectingResultConsumer
     return type(backend_cls.__name__, (*mixins, backend_cls), attributes)

@@ -150,7 +150,7 @@ def test_an_unbound_two_segment_key_fails_at_once_and_leaves_nothing_behind(
         bus.call(key)
     first = time.monotonic() - started  # a fresh app: includes connecting
     consumer = bus.app.backend.result_consumer
-    assert not consumer.subscribed_to  # no result is awaited for a call never queued
+    assert not consumer.awaited  # no result is awaited for a call never queued
     started = time.monotonic()
     with pytest.raises(NoRouteError):
         bus.app.send_task(key)
