@@ -68,6 +68,7 @@ def put_cluster(backend: Backend, name: str, body: ClusterBody) -> dict[str, Any
         cluster = Cluster.checked({"name": name, **given})
     else:
         cluster = Cluster.checked({**cluster.stored_dict(), **given})
+    _check_free(backend, list(given.get("hostset", [])), name)
     saved = backend.storage.save(cluster)
     data = saved.to_dict_safe()
     data["status"] = cluster_status(saved.hosts)

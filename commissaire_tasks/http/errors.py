@@ -12,7 +12,7 @@ no or wrong credentials                    401
 authenticated but not allowed              403
 missing record (StorageLookupError)        404
 host not ready to join a cluster           405
-conflict (exists and differs, stale old)   409
+conflict: differs, stale, cluster busy     409
 parameters over the payload limit          413
 a service failed or its manager did        502
 no worker serves the service, no broker    503
@@ -29,6 +29,7 @@ from typing import Any
 from ..errors import (
     BrokerUnavailable,
     CallTimeout,
+    ClusterBusy,
     CommissaireTasksError,
     ContainerManagerError,
     InvalidParams,
@@ -125,7 +126,7 @@ def as_api_error(exc: BaseException) -> ApiError | None:
 
 
 def _rpc_status(exc: RemoteProcedureCallError) -> int:
-    if exc.code == 409 or exc.exception_type in _CONFLICT_NAMES:
+    if isinstance(exc, ClusterBusy) or exc.code == 409 or exc.exception_type in _CONFLICT_NAMES:
         return 409
     if isinstance(exc, StorageLookupError) or exc.code == 404:
         return 404

@@ -23,8 +23,10 @@ from .schemas import ErrorBody, HostBody, HostStatusView
 __all__ = ["router"]
 
 router = APIRouter(tags=["hosts"])
+#: The ``http_status`` of a ContainerManagerError for a node the manager does not have.
+NODE_UNKNOWN = 404
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 404, 409, 503, 504)
+    code: {"model": ErrorBody} for code in (400, 404, 409, 502, 503, 504)
 }
 
 
@@ -108,15 +110,20 @@ def get_creds(backend: Backend, address: str) -> dict[str, Any]:
 
 
 def host_status(backend: Backend, address: str) -> dict[str, Any]:
-    """The host's status and its container manager's node status (the result, no envelope)."""
+    """The host's status and its container manager's node status (the result, no envelope).
+
+    ``container_manager`` is ``{}`` when the host is in no managed cluster or its
+    manager has no such node (yet); any other failure of the manager is a 502.
+    """
     host = backend.get(Host.new(address=address), f"host {address!r}")
     cluster = _cluster_of(backend, address)
     node: dict[str, Any] = {}
     if cluster is not None and cluster.container_manager:
         try:
             node = backend.call("container.get_node_status", cluster.container_manager, address)
-        except ContainerManagerError:
-            node = {}
+        except ContainerManagerError as exc:
+            if exc.data.get("http_status") != NODE_UNKNOWN:
+                raise
     return {
         "type": "host_only",
         "host": {"last_check": host.last_check, "status": host.status},

@@ -1,17 +1,13 @@
 """The cluster tests' setup: a private sshd whose loopback addresses are the hosts.
 
-A test command set (OS ``debian``) makes each host's upgrade and restart
-observable: they append lines to files under ``out_dir/<address>/``, a
-``<address>.fail`` file makes a host's upgrade fail, and its upgrade waits while an
-``<address>.slow`` file exists. ``<address>.ostree`` is the rpm-ostree marker of that
-host, and a fake ``rpm-ostree`` writes its arguments to ``<address>/rpm-ostree``.
+The test command set of :mod:`.commands` makes each host's upgrade and restart
+observable in files under ``out_dir``.
 A storage worker and a clusterexec worker live as long as the package's tests.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -28,8 +24,8 @@ from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 from tests.hosts.sshd import ADDRESSES, SSHServer, key_b64
 
-#: Seconds an operation's lock lives without a refresh in these tests.
-LOCK_TTL_S = 10
+from .commands import write_cluster_config
+
 #: Seconds a whole operation may take in these tests (the machine is shared and slow).
 OPERATION_TIMEOUT_S = 240.0
 
@@ -48,61 +44,9 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cluster-out")
 
 
-def _script(out_dir: Path, name: str, lines: list[str]) -> str:
-    path = out_dir / name
-    path.write_text("#!/bin/sh\nset -e\n" + "\n".join(lines) + "\n")
-    path.chmod(0o755)
-    return str(path)
-
-
 @pytest.fixture(scope="package")
 def cluster_config(tmp_path_factory: pytest.TempPathFactory, out_dir: Path) -> Path:
-    here = f'"{out_dir}/$COMMISSAIRE_ADDRESS"'
-    upgrade = _script(
-        out_dir,
-        "upgrade.sh",
-        [
-            f"mkdir -p {here}",
-            f'echo "start $(date +%s.%N)" >> {here}/upgrade',
-            f"while [ -e {here}.slow ]; do sleep 0.1; done",
-            f"if [ -e {here}.fail ]; then echo asked to fail >&2; exit 3; fi",
-            "sleep 0.2",
-            f'echo "end $(date +%s.%N)" >> {here}/upgrade',
-        ],
-    )
-    restart = _script(
-        out_dir,
-        "restart.sh",
-        [
-            f"mkdir -p {here}",
-            f"echo restarted >> {here}/restart",
-            # <address>.sshd holds the pid of the sshd to stop, as a reboot would
-            f'if [ -e {here}.sshd ]; then sleep 1; kill "$(cat {here}.sshd)"; fi',
-        ],
-    )
-    rpm_ostree = _script(
-        out_dir, "rpm-ostree", [f"mkdir -p {here}", f'echo "$@" >> {here}/rpm-ostree']
-    )
-    sets = tmp_path_factory.mktemp("cluster-command-sets")
-    command_set = {
-        "os": ["debian"],
-        "steps": [{"name": "nothing to bootstrap", "command": "true"}],
-        "upgrade": upgrade,
-        "restart": restart,
-    }
-    (sets / "debian.json").write_text(json.dumps(command_set))
-    config = {
-        "command_sets_dir": str(sets),
-        "ostree_marker": f"{out_dir}/{{{{ commissaire_address }}}}.ostree",
-        "rpm_ostree": rpm_ostree,
-        "ssh_timeout_s": 15,
-        "operation_lock_s": LOCK_TTL_S,
-        "restart_down_timeout_s": 20,
-        "restart_timeout_s": 30,
-    }
-    path = tmp_path_factory.mktemp("cluster-config") / "clusterexec.json"
-    path.write_text(json.dumps(config))
-    return path
+    return write_cluster_config(out_dir, tmp_path_factory.mktemp("cluster-config"))
 
 
 class Workers:

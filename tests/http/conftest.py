@@ -9,6 +9,8 @@
   bearer token (checked by :mod:`.token_endpoint`, standing in for TokenReview).
   ``alice`` has the ``creds`` role; ``bob`` has none.
 * The bare server: the db 1 world, ``--no-auth``.
+* db 2 is the world of the real container and clusterexec services, started by
+  :mod:`.test_real_services` for its own tests.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Stand-ins for the clusterexec and container services, run in real workers by these tests.
 
-The real services are built elsewhere; these answer the same routing keys with
-the same shapes, so the REST front is tested over the bus as it will run:
+The real services are covered by :mod:`.test_real_services` (membership,
+node status, manager errors, upgrades on an sshd host, a busy cluster); these
+stay for what the real ones cannot produce on demand (a call that outlasts the
+server's timeout: 504; a gated call for the concurrency test; a failing manager
+without a server to break). They answer the same routing keys with the same shapes:
 ``clusterexec.upgrade/restart/deploy`` save and return the operation's first
 record; ``container.get_node_status`` answers a node status, fails for the
 manager ``broken`` and outlasts any caller's timeout for ``stuck``; for

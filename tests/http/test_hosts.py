@@ -121,15 +121,17 @@ def test_host_status_carries_the_managers_node_status(api: httpx.Client, name: s
     assert api.get("/api/v0/host/nobody-here/status/").status_code == 404
 
 
-def test_a_failing_manager_leaves_the_status_empty(api: httpx.Client, name: str) -> None:
+def test_a_manager_that_cannot_be_reached_is_a_502(api: httpx.Client, name: str) -> None:
     assert create_host(api, name, status="active").status_code == 201
     assert (
         api.put(f"/api/v0/cluster/{name}/", json={"container_manager": "broken"}).status_code == 201
     )
     assert api.put(f"/api/v0/cluster/{name}/hosts/{name}/").status_code == 200
     status = api.get(f"/api/v0/host/{name}/status/")
-    assert status.status_code == 200
-    assert status.json()["container_manager"] == {}
+    assert status.status_code == 502
+    error = error_of(status)
+    assert error["code"] == "service_failed" and error["jsonrpc_code"] == -20001
+    assert "cannot be reached" in error["message"]
 
 
 def test_a_call_that_times_out_is_a_504(api: httpx.Client, name: str) -> None:
