@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "commissaire_tasks.bus": 3,
     "commissaire_tasks.worker": 3,
     "commissaire_tasks.service": 3,
+    "commissaire_tasks.guide": 3,  # the guide's forms, adapters over bus and worker
     "commissaire_tasks.storage": 4,
     # services built on the framework, beside storage (they use its client)
     "commissaire_tasks.bridge": 4,
