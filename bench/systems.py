@@ -99,7 +99,7 @@ class FrameworkSystem:
             broker_url=broker_url,
             result_backend=result_backend,
             call_timeout_s=timeout_s,
-            task_events=task_events,
+            task_events="demand" if task_events else "off",  # the default, or never
         )
         self.app = create_app(settings, services=())
         for service in self.queues:  # known without the broker's bindings: no worker has run yet

@@ -11,6 +11,7 @@
     commissaire-tasks unsubscribe SERVICE     # storage stops queueing its notifications
     commissaire-tasks flower                  # Flower behind basic auth
     commissaire-tasks bridge                  # serve clients of the original Commissaire bus
+    commissaire-tasks serve                   # the REST API v0 and the status page
 
 The options of :func:`~commissaire_tasks.config.add_service_arguments`
 (``--bus-uri``, ``--bus-exchange``, ``--config-file``) go before the command and
@@ -41,6 +42,7 @@ from .config import (
     add_service_arguments,
 )
 from .errors import BusError, CommissaireTasksError
+from .http.serve import add_serve_command
 
 __all__ = ["build_parser", "main", "parse_call_arguments"]
 
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flower(commands)
     _add_dead_letters(commands)
     _add_bridge(commands)
+    add_serve_command(commands)
     return parser
 
 

@@ -39,6 +39,13 @@ def _add_status(commands: Any) -> None:
         metavar="SERVICE",
         help="report (and set the exit code) for these services only",
     )
+    status.add_argument(
+        "--no-task-events",
+        dest="task_events",
+        action="store_false",
+        help="do not ask the workers for task events (for a health check run every few seconds, "
+        "which would otherwise keep them on)",
+    )
     _add_report_options(status)
     status.set_defaults(handler=_status)
 
@@ -67,7 +74,14 @@ def _status(args: argparse.Namespace, environ: dict[str, str]) -> int:
         problems.append(f"cannot import the service modules: {type(exc).__name__}: {exc}")
         modules = []
     services = [spec for module in modules for spec in module.services]
-    report = collect_status(_app_for(environ), services, args.timeout, problems, args.services)
+    report = collect_status(
+        _app_for(environ),
+        services,
+        args.timeout,
+        problems,
+        args.services,
+        ask_for_events=args.task_events,
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

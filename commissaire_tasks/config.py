@@ -28,7 +28,12 @@ ENV_VISIBILITY_TIMEOUT = "COMMISSAIRE_VISIBILITY_TIMEOUT"
 ENV_RESULT_EXPIRES = "COMMISSAIRE_RESULT_EXPIRES"
 #: Comma-separated service modules ``celery -A commissaire_tasks`` imports.
 ENV_SERVICES = "COMMISSAIRE_SERVICES"
+#: ``demand`` (default: on while a monitor asks), ``on`` (always) or ``off`` (never).
 ENV_TASK_EVENTS = "COMMISSAIRE_TASK_EVENTS"
+#: Seconds without a monitor's request after which on-demand task events stop.
+ENV_EVENTS_QUIET = "COMMISSAIRE_EVENTS_QUIET_S"
+#: Worker pool: ``prefork`` (default), ``threads`` (for services that mostly wait) or ``solo``.
+ENV_POOL = "COMMISSAIRE_POOL"
 #: Fernet key that seals secret records (storage service and its clients).
 ENV_SECRETS_KEY = "COMMISSAIRE_SECRETS_KEY"
 #: ``json`` for JSON lines; anything else (or unset) keeps Celery's text format.
@@ -60,6 +65,13 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 1800
 DEFAULT_RESULT_EXPIRES_S = 3600
 #: The queue types :data:`ENV_QUEUE_TYPE` may name (Redis ignores the setting).
 QUEUE_TYPES = ("classic", "quorum")
+#: What :data:`ENV_TASK_EVENTS` may say: on demand, always, never.
+TASK_EVENTS_DEMAND, TASK_EVENTS_ON, TASK_EVENTS_OFF = "demand", "on", "off"
+#: Seconds on-demand task events stay on after a monitor's last request (Flower asks every 5 s).
+DEFAULT_EVENTS_QUIET_S = 120.0
+#: The worker pools a service may ask for (Celery's names); prefork is the default.
+POOLS = ("prefork", "threads", "solo")
+DEFAULT_POOL = "prefork"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +88,16 @@ class Settings:
         max_payload_bytes: Largest encoded parameters a call may carry.
         visibility_timeout_s: Seconds before Redis redelivers an unacknowledged message.
         result_expires_s: Seconds a result stays in the backend.
-        task_events: Workers and callers send task events (Flower's live view);
-            off saves four task events per call (Flower can still switch
-            worker events on while it runs).
+        task_events: When workers send task events (Flower's live view):
+            ``demand`` while a monitor asks for them (see
+            :mod:`commissaire_tasks.runtime.events`), ``on`` always (callers
+            also send "sent" events), ``off`` never. ``True``/``False`` are
+            accepted for ``on``/``off``.
+        events_quiet_s: Seconds on-demand task events stay on after the last
+            monitor's request.
+        pool: The worker pool every worker of this process uses (``prefork``,
+            ``threads`` or ``solo``); ``None`` lets a service's ``pool``
+            attribute decide, else prefork.
         queue_type: RabbitMQ type of the service queues (``x-queue-type``):
             ``classic``, or ``quorum`` to keep them across the loss of a
             cluster node. A queue's type is fixed when RabbitMQ first declares it.
@@ -95,9 +114,20 @@ class Settings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
     result_expires_s: int = DEFAULT_RESULT_EXPIRES_S
-    task_events: bool = True
+    task_events: str = TASK_EVENTS_DEMAND
+    events_quiet_s: float = DEFAULT_EVENTS_QUIET_S
     queue_type: str = "classic"
     sentinel_master: str | None = None
+    pool: str | None = None
+
+    def __post_init__(self) -> None:
+        events = self.task_events
+        if isinstance(events, bool):  # the switch this setting was before it had three values
+            object.__setattr__(self, "task_events", TASK_EVENTS_ON if events else TASK_EVENTS_OFF)
+        elif events not in (TASK_EVENTS_DEMAND, TASK_EVENTS_ON, TASK_EVENTS_OFF):
+            raise ConfigurationError(f"task_events must be demand, on or off, not {events!r}")
+        if self.pool is not None:
+            check_pool(self.pool, "pool")
 
     @property
     def backend_url(self) -> str:
@@ -128,10 +158,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, ENV_VISIBILITY_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT_S, int
         ),
         result_expires_s=_number(env, ENV_RESULT_EXPIRES, DEFAULT_RESULT_EXPIRES_S, int),
-        task_events=switch(env, ENV_TASK_EVENTS, default=True),
+        task_events=_task_events(env),
+        events_quiet_s=_number(env, ENV_EVENTS_QUIET, DEFAULT_EVENTS_QUIET_S, float),
         queue_type=_queue_type(env.get(ENV_QUEUE_TYPE)),
         sentinel_master=_sentinel_master(env),
+        pool=check_pool(env[ENV_POOL].strip().lower(), ENV_POOL) if env.get(ENV_POOL) else None,
     )
+
+
+def check_pool(pool: str, source: str) -> str:
+    """``pool`` when it names one of :data:`POOLS`, else a ConfigurationError naming ``source``."""
+    if pool not in POOLS:
+        raise ConfigurationError(f"{source} must be one of {', '.join(POOLS)}, not {pool!r}")
+    return pool
+
+
+def _task_events(env: Mapping[str, str]) -> str:
+    value = env.get(ENV_TASK_EVENTS, "").strip().lower()
+    if value in ("", TASK_EVENTS_DEMAND):
+        return TASK_EVENTS_DEMAND
+    try:
+        return TASK_EVENTS_ON if switch(env, ENV_TASK_EVENTS) else TASK_EVENTS_OFF
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"{ENV_TASK_EVENTS} must be demand, on or off (or another on/off word), not {value!r}"
+        ) from None
 
 
 def _sentinel_master(env: Mapping[str, str]) -> str | None:

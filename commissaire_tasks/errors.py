@@ -20,7 +20,8 @@
         ├── InternalError        -32603
         ├── PayloadTooLarge      -32010
         ├── StorageLookupError   -20000
-        └── ContainerManagerError -20001
+        ├── ContainerManagerError -20001
+        └── ClusterBusy          -32050
 
 A failed call travels as a JSON-RPC error object ``{code, message, data}`` where
 ``data["exception"]`` names the original exception type. :func:`error_from_jsonrpc`
@@ -54,6 +55,7 @@ __all__ = [
     "PayloadTooLarge",
     "StorageLookupError",
     "ContainerManagerError",
+    "ClusterBusy",
     "jsonrpc_error",
     "error_from_jsonrpc",
 ]
@@ -195,6 +197,16 @@ class ContainerManagerError(RemoteProcedureCallError):
     code = -20001
 
 
+class ClusterBusy(RemoteProcedureCallError):
+    """Raised when a cluster operation is asked for while another one runs on that cluster.
+
+    ``data`` holds ``cluster``, ``running`` (the running operation's type) and
+    ``expires_in_s`` (the most its lock can still live if its worker died).
+    """
+
+    code = -32050
+
+
 _RPC_ERRORS: dict[str, type[RemoteProcedureCallError]] = {
     cls.__name__: cls
     for cls in (
@@ -207,6 +219,7 @@ _RPC_ERRORS: dict[str, type[RemoteProcedureCallError]] = {
         PayloadTooLarge,
         StorageLookupError,
         ContainerManagerError,
+        ClusterBusy,
     )
 }
 _RPC_ERRORS_BY_CODE = {cls.code: cls for cls in _RPC_ERRORS.values() if cls is not InternalError}

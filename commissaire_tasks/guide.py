@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .bus import Bus, Params
-from .config import load_settings
+from .config import check_pool, load_settings
 from .errors import ConfigurationError
 from .worker import run_worker
 
@@ -91,7 +91,11 @@ def run_service(instance: CommissaireService, loglevel: str = "INFO") -> int:
 
 
 class ServiceManager:
-    """Runs ``process_count`` processes of a service (Celery's prefork pool)."""
+    """Runs ``process_count`` processes of a service (Celery's prefork pool).
+
+    With ``pool="threads"`` (or the service's ``pool`` attribute, or
+    ``COMMISSAIRE_POOL=threads``) it runs one process of ``process_count`` threads.
+    """
 
     def __init__(
         self,
@@ -102,11 +106,13 @@ class ServiceManager:
         qkwargs: Sequence[Mapping[str, Any]] | None = None,
         config_file: str | None = None,
         loglevel: str = "INFO",
+        pool: str | None = None,
     ) -> None:
         if process_count < 1:
             raise ConfigurationError(f"process_count must be at least 1, got {process_count}")
         self.service_class = service_class
         self.process_count = process_count
+        self.pool = None if pool is None else check_pool(pool, "pool")
         self.options: dict[str, Any] = {
             "exchange_name": exchange_name,
             "connection_url": connection_url,
@@ -117,4 +123,6 @@ class ServiceManager:
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; dead processes are replaced meanwhile."""
-        return run_worker(self.service_class, concurrency=self.process_count, **self.options)
+        return run_worker(
+            self.service_class, concurrency=self.process_count, pool=self.pool, **self.options
+        )

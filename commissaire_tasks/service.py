@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from .bus import Bus
-from .config import load_settings, read_config_file
+from .config import POOLS, load_settings, read_config_file
 from .errors import ServiceDefinitionError
 from .guide import GuideService, ServiceManager, bus_for
 from .routing import NAME_PATTERN
@@ -67,10 +67,16 @@ class CommissaireService(GuideService):
             class name in snake_case without a trailing ``Service``.
         abstract: Set to True on a base class that is not a service itself.
         config: The service's options, read from ``config_file``.
+        pool: The worker pool this service asks for: ``"threads"`` for one that
+            mostly waits (SSH, HTTP, storage), ``None`` for prefork. Under the
+            threads pool one instance serves every thread of the process, so
+            per-call state belongs in locals, not on ``self``, and what
+            ``__init__`` builds must be safe to share between threads.
     """
 
     name: ClassVar[str] = ""
     abstract: ClassVar[bool] = True
+    pool: ClassVar[str | None] = None
     #: Methods exposed on the bus: method name -> ``on_<method>`` attribute.
     __exposed__: ClassVar[Mapping[str, str]] = {}
 
@@ -83,6 +89,10 @@ class CommissaireService(GuideService):
         if not isinstance(cls.name, str) or not NAME_PATTERN.match(cls.name):
             raise ServiceDefinitionError(
                 f"{cls.__qualname__}: service name {cls.name!r} must match {NAME_PATTERN.pattern}"
+            )
+        if cls.pool is not None and cls.pool not in POOLS:
+            raise ServiceDefinitionError(
+                f"{cls.__qualname__}: pool {cls.pool!r} must be one of {', '.join(POOLS)}"
             )
         cls.__exposed__ = _exposed_methods(cls)
         for method in cls.__exposed__:

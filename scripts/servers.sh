@@ -29,6 +29,11 @@ ensure_sshd_binary() {
   apt_install openssh-server || { server_missing sshd "could not be installed (openssh-server)"; return 1; }
 }
 
+ensure_chromium() {
+  # The REST front's status page test renders it in headless Chromium (it skips without one).
+  command -v chromium >/dev/null || apt_install chromium || echo "chromium missing: the status page test will skip" >&2
+}
+
 ensure_rabbitmq() {
   if ! command -v rabbitmqctl >/dev/null; then
     apt_install rabbitmq-server || { server_missing RabbitMQ "could not be installed"; return 1; }

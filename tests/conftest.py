@@ -28,7 +28,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("COMMISSAIRE_RESULT_BACKEND", None)
     os.environ.setdefault("COMMISSAIRE_CALL_TIMEOUT", "20")
     os.environ.setdefault("COMMISSAIRE_SECRETS_KEY", "8c4cOlEihStQz1A0l7Q8a6BJIf9uXiL4v7zE2bkZp2s=")
-    report.reset()  # the reliability figures of this session only
+    if not hasattr(config, "workerinput"):  # the controller, under pytest-xdist
+        report.reset()  # the reliability figures of this session only
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

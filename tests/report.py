@@ -9,6 +9,7 @@ checkout; a test session starts it afresh (see ``tests/conftest.py``).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -54,9 +55,11 @@ def record(row: str, **figures: Any) -> None:
     """Add the figures a test asserted for ``row`` (one of :data:`ROWS`), and print them."""
     if row not in ROWS:
         raise KeyError(f"unknown reliability row {row!r}; add it to tests.report.ROWS")
-    report = load()
-    report["rows"][row] = figures
-    report_path().write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    with open(report_path(), "a+") as locked:  # parallel test processes write it too
+        fcntl.flock(locked, fcntl.LOCK_EX)
+        report = load()
+        report["rows"][row] = figures
+        report_path().write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     print(f"\n[reliability] {row}: {json.dumps(figures, sort_keys=True)}")
 
 

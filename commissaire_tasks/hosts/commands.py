@@ -16,6 +16,10 @@ Each step has a ``name`` and exactly one action: ``packages`` (installed),
 ``templates/``), ``services`` (enabled and restarted with systemd, or with the step's
 ``command`` run once per ``{{ service }}``), or ``command`` (a shell command). Steps
 run in order as one task each, so a failure names its step.
+
+A set may also name the shell commands of the cluster operations (as the
+original's OS classes did): ``"upgrade": "dnf update -y"`` and
+``"restart": "sleep 2 && systemctl reboot"`` (see :mod:`commissaire_tasks.clusters`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ __all__ = [
 
 #: The actions a step may have; a step has exactly one.
 ACTIONS = ("packages", "template", "services", "command")
+#: The cluster operations' commands a set may name.
+OPERATIONS = ("upgrade", "restart")
 
 
 class UnknownOSError(LookupError):
@@ -52,6 +58,10 @@ class CommandSet:
     names: tuple[str, ...]
     steps: tuple[Mapping[str, Any], ...]
     folder: Path
+    #: Shell command that upgrades the OS packages ('' when the set names none).
+    upgrade: str = ""
+    #: Shell command that reboots the host ('' when the set names none).
+    restart: str = ""
 
     def tasks(self) -> list[dict[str, Any]]:
         """The steps as Ansible tasks, one per step, named as the step."""
@@ -126,8 +136,12 @@ def _parse(file: Path) -> CommandSet:
         raise ConfigurationError(f"command set {file}: needs 'os' (names) and 'steps' (a list)")
     for number, step in enumerate(steps, 1):
         _check_step(file, number, step)
+    operations = {key: data.get(key, "") for key in OPERATIONS}
+    for key, command in operations.items():
+        if not isinstance(command, str):
+            raise ConfigurationError(f"command set {file}: {key!r} must be a shell command")
     folder = file.parent
-    return CommandSet(tuple(str(n).lower() for n in names), tuple(steps), folder)
+    return CommandSet(tuple(str(n).lower() for n in names), tuple(steps), folder, **operations)
 
 
 def _check_step(file: Path, number: int, step: Any) -> None:

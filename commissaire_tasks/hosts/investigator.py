@@ -10,7 +10,7 @@ host whose investigation is already running is left to it (coalesced).
 Config (JSON file): ``command_sets_dir`` (replaces the packaged command sets),
 ``registry_mirror``, ``flannel_key_prefix``, ``etcd_endpoints``, ``ssh_timeout_s``
 (10), ``investigation_lock_s`` (1800), ``python_interpreter`` (``/usr/bin/python3``),
-``register_with_container_manager`` (false; see :meth:`register`), ``redis_url``.
+``register_with_container_manager`` (true; see :meth:`register`), ``redis_url``.
 """
 
 from __future__ import annotations
@@ -80,15 +80,15 @@ class InvestigatorService(CommissaireService):
     def register(self, host: Host, cluster: Cluster) -> bool:
         """Hook: register a ready host with its cluster's container manager.
 
-        The container service does not exist yet, so by default the host stays
-        ``disassociated`` and this logs why. With ``register_with_container_manager``
-        true it calls ``container.register_node(manager, address)`` (the original's
-        call, with its parameters fixed) and the host becomes ``active``.
+        Calls ``container.register_node(manager, address)`` (the original's call,
+        with its parameters fixed) and the host becomes ``active``; a failure fails
+        the ``register`` step. With ``register_with_container_manager`` false (no
+        container service runs) the host stays ``disassociated`` and this logs why.
         """
-        if not self.config.get("register_with_container_manager", False):
+        if not self.config.get("register_with_container_manager", True):
             self.logger.info(
-                "investigate %s: cluster %s has container manager %s; registration waits "
-                "for the container service",
+                "investigate %s: cluster %s has container manager %s; not registered "
+                "(register_with_container_manager is false)",
                 host.address,
                 cluster.name,
                 cluster.container_manager,

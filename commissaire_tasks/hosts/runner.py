@@ -59,7 +59,7 @@ def playbook_path(name: str) -> Path:
 
 
 def run_playbook(
-    playbook: str | list[dict[str, Any]],
+    playbook: str | Path | list[dict[str, Any]],
     target: SSHTarget,
     ssh_priv_key_b64: str,
     known_hosts: KnownHosts,
@@ -69,14 +69,16 @@ def run_playbook(
 ) -> PlaybookResult:
     """Run ``playbook`` on ``target`` logged in with the key; never raises for a failed run.
 
-    ``playbook`` names a packaged playbook, or is a playbook's plays (written into the
-    run folder as JSON, which YAML reads).
+    ``playbook`` names a packaged playbook, is the path of a playbook file, or is a
+    playbook's plays (written into the run folder as JSON, which YAML reads).
     """
     import ansible_runner
 
     with private_folder() as folder:
         key = write_key(folder, ssh_priv_key_b64)
-        if isinstance(playbook, str):
+        if isinstance(playbook, Path):
+            path = playbook
+        elif isinstance(playbook, str):
             path = playbook_path(playbook)
         else:
             path = folder / "playbook.json"

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
 
 from .base import ListModel, Model, SecretModel
-from .fields import COMPUTED, HIDDEN, SECRET, non_empty, one_of, timestamp
+from .fields import COMPUTED, HIDDEN, SECRET, non_empty, one_of, rules_context, timestamp
+from .manager_options import option_problems
 
 #: The statuses a Host moves through; an empty status means "not known yet".
 HOST_STATUSES: tuple[str, ...] = (
@@ -23,10 +25,12 @@ HOST_STATUSES: tuple[str, ...] = (
     "failed",
     "unreachable",
 )
+#: The statuses of a cluster operation (ClusterUpgrade, ClusterRestart, ClusterDeploy).
+OPERATION_STATUSES: tuple[str, ...] = ("in_process", "finished", "failed")
 #: Network types a Network can have.
 NETWORK_TYPES: tuple[str, ...] = ("flannel_etcd", "flannel_server")
-#: Container managers a ContainerManagerConfig can configure.
-CONTAINER_MANAGER_TYPES: tuple[str, ...] = ("openshift", "trivial")
+#: Container managers a ContainerManagerConfig can configure (openshift = kubernetes).
+CONTAINER_MANAGER_TYPES: tuple[str, ...] = ("kubernetes", "openshift", "trivial")
 #: Format of WatcherRecord.last_check (UTC, microseconds), parsed with ``datetime.strptime``.
 WATCHER_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
@@ -109,19 +113,26 @@ class Cluster(Model):
 
 
 class _ClusterOperation(Model, abstract=True):
-    """The fields every long-running cluster operation records."""
+    """The fields every long-running cluster operation records.
+
+    ``status`` is ``in_process`` while it runs, then ``finished`` (every host done)
+    or ``failed`` (a host failed, or the operation was interrupted). ``in_process``
+    lists the hosts being worked on right now; each host then moves to the finished
+    list of the subclass or into ``failed`` (address -> reason).
+    """
 
     primary_key_field = "name"
 
     name: str = ""
-    status: str = ""
+    status: Annotated[str, one_of(("", *OPERATION_STATUSES))] = ""
     started_at: str = ""
     finished_at: str = ""
     in_process: Names
+    failed: Annotated[dict[str, str], Field(default_factory=dict)]
 
 
 class ClusterDeploy(_ClusterOperation):
-    """A deployment of ``version`` to a cluster's hosts."""
+    """A deployment of ``version`` to a cluster's hosts (``rpm-ostree deploy``)."""
 
     version: Annotated[str, non_empty()] = ""
     deployed: Names
@@ -150,13 +161,29 @@ class Network(Model):
 
 
 class ContainerManagerConfig(Model):
-    """How to reach a container manager; ``type`` is one of :data:`CONTAINER_MANAGER_TYPES`."""
+    """How to reach a container manager; ``type`` is one of :data:`CONTAINER_MANAGER_TYPES`.
+
+    ``kubernetes`` and ``openshift`` are one manager; their ``options`` are checked
+    when the record is saved (see :mod:`.manager_options`: ``server_url``, the token
+    and client key by file path, CA bundle, TLS verification on unless
+    ``insecure_skip_tls_verify``). ``trivial`` keeps its nodes in Redis (tests, demos).
+    """
 
     primary_key_field = "name"
 
     name: str
     type: Annotated[str, one_of(CONTAINER_MANAGER_TYPES)] = "openshift"
     options: Options
+
+    @model_validator(mode="after")
+    def _options_fit_type(self, info: ValidationInfo) -> ContainerManagerConfig:
+        context = info.context if isinstance(info.context, dict) else {}
+        if rules_context().items() <= context.items():
+            problems = option_problems(self.type, self.options)
+            if problems:
+                # No location: the message names the options, and never quotes their values.
+                raise PydanticCustomError("model_rule", "; ".join(problems))
+        return self
 
 
 class WatcherRecord(Model):

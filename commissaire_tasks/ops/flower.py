@@ -5,12 +5,16 @@ Credentials come from ``--basic-auth``, else ``$COMMISSAIRE_FLOWER_AUTH``, else
 Flower's own ``$FLOWER_BASIC_AUTH``, else a generated password printed once.
 They reach Flower through its environment (``FLOWER_BASIC_AUTH``), never its
 command line, which other users of the machine can read.
+
+Workers send task events on demand (:mod:`commissaire_tasks.runtime.events`):
+this command asks for them as Flower starts, and Flower itself asks every 5 s.
 """
 
 from __future__ import annotations
 
 import secrets
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -18,6 +22,8 @@ from typing import TextIO
 from ..config import ENV_BROKER_URL, ENV_FLOWER_AUTH, load_settings
 from ..errors import ConfigurationError
 from ..redact import redact_url
+from ..runtime.app import create_app
+from ..runtime.events import ask_for_task_events
 from .processes import ProcessGroup, stop_signals_hurry, stop_signals_interrupt
 
 __all__ = ["FlowerAuth", "flower_command", "resolve_auth", "run_flower"]
@@ -72,6 +78,14 @@ def flower_env(environ: Mapping[str, str], auth: FlowerAuth) -> dict[str, str]:
     return env
 
 
+def _ask_for_task_events(environ: Mapping[str, str]) -> None:
+    """Ask the workers for task events now, in the background (a broker down never blocks)."""
+    app = create_app(load_settings(environ), services=())
+    threading.Thread(
+        target=ask_for_task_events, args=(app,), name="ask-task-events", daemon=True
+    ).start()
+
+
 def run_flower(
     auth: FlowerAuth,
     environ: Mapping[str, str],
@@ -99,6 +113,7 @@ def run_flower(
             file=out,
             flush=True,
         )
+    _ask_for_task_events(environ)
     group = ProcessGroup()
     code = 0
     try:

@@ -7,6 +7,9 @@ queues consumed by workers running different code, and storage subscriptions
 whose service has no live worker (their notifications pile up unread). Workers
 come from Celery's remote control: ``active_queues`` says who consumes what,
 ``stats`` how many pool processes each runs, and ``ping`` whether it answers now.
+Like a monitor, ``status`` asks the workers for task events (on demand, see
+:mod:`commissaire_tasks.runtime.events`), so a Flower or ``celery events`` opened
+next sees the calls at once; ``--no-task-events`` leaves them as they are.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..errors import BrokerUnavailable
 from ..redact import redact_url
 from ..routing import QueueSpec
 from ..runtime.app import CommissaireCelery
+from ..runtime.events import ask_for_task_events
 from ..runtime.introspect import Conflict, collect_reports, find_conflicts
 from ..runtime.registry import ServiceSpec
 from . import subscriptions as subs
@@ -121,11 +125,17 @@ def collect_status(
     timeout_s: float = DEFAULT_INSPECT_TIMEOUT_S,
     problems: Sequence[str] = (),
     only: Sequence[str] = (),
+    ask_for_events: bool = True,
 ) -> StatusReport:
-    """Ask the broker and the workers; ``only`` limits the report to those services."""
+    """Ask the broker and the workers; ``only`` limits the report to those services.
+
+    ``ask_for_events`` also asks the workers for task events, as a monitor does.
+    """
     known = _known_queues(services, app)
     with app.connection_for_read() as connection:
         _connect(connection, timeout_s)
+        if ask_for_events:
+            ask_for_task_events(app, connection)
         found = _broker_queues(connection)
         live = _ask_workers(app, timeout_s)
         known += _reported_queues(live.reports, {name for _, name in known})

@@ -1,4 +1,4 @@
-"""Celery apps configured for the bus: JSON only, late acks, events on, routes generated.
+"""Celery apps configured for the bus: JSON only, late acks, events on demand, routes generated.
 
 :func:`create_app` builds an app from :class:`~commissaire_tasks.config.Settings`;
 every service class, defined before or after, gets its tasks on it. The app's
@@ -19,9 +19,9 @@ from celery import Celery
 from celery.app.defaults import DEFAULTS as CELERY_SETTINGS
 from kombu.utils.objects import cached_property
 
-from ..config import Settings, load_settings
+from ..config import TASK_EVENTS_ON, Settings, load_settings
 from ..routing import QueueSpec, Router
-from . import publish, startup
+from . import events, publish, startup
 from ._bindings import BrokerRoutes
 from .logs import install as install_logging
 from .registry import ServiceSpec, registry
@@ -66,10 +66,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redis_retry_on_timeout": True,
         "redis_backend_health_check_interval": 10,
         "result_expires": settings.result_expires_s,
-        # Flower sees every call, from sending to result (COMMISSAIRE_TASK_EVENTS=off saves
-        # four task events per call; Flower still switches worker events on when it runs).
-        "worker_send_task_events": settings.task_events,
-        "task_send_sent_event": settings.task_events,
+        # Task events while a monitor asks (:mod:`.events`); COMMISSAIRE_TASK_EVENTS=on sends
+        # them always, with the callers' "sent" events too.
+        "worker_send_task_events": settings.task_events == TASK_EVENTS_ON,
+        "task_send_sent_event": settings.task_events == TASK_EVENTS_ON,
         # Unknown queues are an error, never silently created.
         "task_create_missing_queues": False,
         "task_default_exchange": settings.exchange,
@@ -79,6 +79,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "broker_channel_error_retry": True,
         "enable_utc": True,
+        **({"worker_pool": settings.pool} if settings.pool else {}),
     }
 
 
@@ -175,6 +176,7 @@ def create_app(
     ]
     app.conf.task_routes = (_route_for(app),)
     startup.install(app)
+    events.install(app)
     install_logging(app)
     installer = _ServiceInstaller(app, services)
     app._commissaire_installer = installer  # keeps the registry's weak reference alive

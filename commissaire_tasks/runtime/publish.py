@@ -10,8 +10,10 @@ which calls :func:`send`. So every call gets, the same way:
 * the in-process self-call rule: a call whose result is kept (it may be waited
   for), made from inside a worker to a queue that worker consumes, runs inline,
   so a service calling itself never deadlocks; fire-and-forget calls
-  (``ignore_result``), calls for later (``countdown``, ``eta``) and retries are
-  published;
+  (``ignore_result``), calls for later (``countdown``, ``eta``), retries and the
+  members of a canvas (a chord's header tasks, a chain's next step, or any call
+  sent with ``inline=False``, as a chord body is) are published: the canvas
+  collects their results, nobody waits on them, and inlining would lose it;
 * routing (the app's router, applied by Celery's ``send_task``);
 * broker errors as :class:`~commissaire_tasks.errors.BrokerUnavailable`.
 """
@@ -34,6 +36,8 @@ __all__ = ["check_size", "local_task", "run_inline", "send"]
 
 #: Celery's own tasks (chords, backend cleanup) pass through untouched.
 _CELERY_PREFIX = "celery."
+#: Options that mark a call nobody waits on in-process: it is always published.
+_PUBLISHED_OPTIONS = ("ignore_result", "countdown", "eta", "retries", "chord", "chain", "group_id")
 
 
 def send(
@@ -49,7 +53,7 @@ def send(
         return publish(name, args, kwargs, **options)
     args, kwargs = list(args or ()), dict(kwargs or {})
     check_size(name, args, kwargs, app.settings.max_payload_bytes)
-    if _may_be_waited_for(options):
+    if options.pop("inline", True) and _may_be_waited_for(options):
         local = local_task(name)
         if local is not None:
             return run_inline(local, name, args, kwargs, options.get("task_id"))
@@ -69,9 +73,11 @@ def _may_be_waited_for(options: Mapping[str, Any]) -> bool:
     """A kept result, sent now and not as a retry: what a caller may be waiting on.
 
     Fire-and-forget calls, calls scheduled for later (``countdown``/``eta``) and
-    Celery's retries (``retries`` > 0, sent by ``Task.retry``) are always published.
+    Celery's retries (``retries`` > 0, sent by ``Task.retry``) are always published,
+    and so are canvas members (``chord``, ``chain``, ``group_id``): the canvas waits
+    for them through the result backend, and running them here would skip it.
     """
-    return not any(options.get(k) for k in ("ignore_result", "countdown", "eta", "retries"))
+    return not any(options.get(k) for k in _PUBLISHED_OPTIONS)
 
 
 def check_size(routing_key: str, args: Any, kwargs: Any, limit: int) -> None:

@@ -24,6 +24,11 @@ the message is forgotten. A call whose acknowledgement was lost in the outage,
 or whose message was restored before it ended, runs again, as the README's
 guarantees allow. Tags remembered by a process that exits before Redis returns
 still wait for the visibility timeout.
+
+One more window: kombu takes a message off its queue (``BRPOP``) and only then
+records it as unacknowledged. When Redis goes away between the two, the message
+is in no list and no hash, only in this process: kombu drops it. Such a message
+is kept here too and pushed back on its queue by the same sweep.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: broker (URL without password, unacked hash) -> delivery tag -> kombu message
 _unrestored: dict[str, dict[str, Any]] = {}
+#: broker -> messages taken off their queue but never recorded as unacknowledged
+_untracked: dict[str, list[Any]] = {}
 #: broker -> the QoS of this process's newest channel to it
 _newest: dict[str, weakref.ref[RestoringQoS]] = {}
 _lock = threading.Lock()
@@ -65,12 +72,24 @@ def take_one(broker: str, tag: str) -> Any:
         return _unrestored.get(broker, {}).pop(tag, None)
 
 
+def keep_untracked(broker: str, messages: list[Any]) -> None:
+    """Keep ``messages`` that are nowhere in Redis, to put back on their queues."""
+    if messages:
+        with _lock:
+            _untracked.setdefault(broker, []).extend(messages)
+
+
+def take_untracked(broker: str) -> list[Any]:
+    """Remove and return the untracked messages kept for ``broker``."""
+    with _lock:
+        return _untracked.pop(broker, [])
+
+
 def pending(broker: str | None = None) -> int:
     """How many messages wait to be restored (for ``broker``, or for any)."""
     with _lock:
-        if broker is not None:
-            return len(_unrestored.get(broker, {}))
-        return sum(len(messages) for messages in _unrestored.values())
+        brokers = [broker] if broker is not None else {*_unrestored, *_untracked}
+        return sum(len(_unrestored.get(b, {})) + len(_untracked.get(b, [])) for b in brokers)
 
 
 def running_task_ids() -> set[str]:
@@ -98,6 +117,15 @@ class RestoringQoS(kombu_redis.QoS):  # type: ignore[misc]
         """Whether this channel still belongs to an open connection."""
         transport = self.channel.connection
         return transport is not None and transport.client is not None
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        """Record a message just taken as unacknowledged; keep it if Redis went away."""
+        try:
+            super().append(message, delivery_tag)
+        except live_errors(self):
+            keep_untracked(self.broker, [message])
+            logger.warning("Redis went away as a message was taken: it goes back when Redis does")
+            raise
 
     def ack(self, delivery_tag: str) -> None:
         if self.attached():
@@ -147,18 +175,38 @@ class RestoringQoS(kombu_redis.QoS):  # type: ignore[misc]
 
     def restore_remembered(self) -> int:
         """Restore the messages remembered for this broker; return how many were."""
+        restored = self._requeue_untracked()
         remembered = take(self.broker)
         if not remembered:
-            return 0
+            return restored
         running = running_task_ids()
         later = {t: m for t, m in remembered.items() if _task_id(m) in running}
         due = {t: m for t, m in remembered.items() if t not in later and not m.acknowledged}
         left = self._restore_each(due, None)
         remember(self.broker, {**later, **left})
-        restored = len(due) - len(left)
+        restored += len(due) - len(left)
         if restored:
             logger.info("Restored %d unacknowledged message(s) after a lost connection", restored)
         return restored
+
+    def _requeue_untracked(self) -> int:
+        """Put the messages Redis never recorded back on their queues; return how many."""
+        messages = take_untracked(self.broker)
+        if not messages or not self.attached():
+            keep_untracked(self.broker, messages)
+            return 0
+        try:
+            with self.channel.conn_or_acquire() as client, client.pipeline() as pipe:
+                for message in messages:
+                    info = message.delivery_info
+                    self.channel._do_restore_message(
+                        message._raw, info["exchange"], info["routing_key"], pipe
+                    )
+                pipe.execute()
+        except self.channel.connection_errors:
+            keep_untracked(self.broker, messages)
+            return 0
+        return len(messages)
 
     def _restore_each(self, messages: dict[str, Any], client: Any) -> dict[str, Any]:
         """Restore ``messages`` by tag; return those left when Redis stopped answering."""

@@ -55,6 +55,8 @@ class StorageService(CommissaireService):
         """Validate and store one record or a list of one type; return what was stored."""
         cls = _record_class(model_type_name)
         models = [self._build(cls, data) for data in _records(model_json_data)]
+        if cls is Cluster:
+            self._check_membership(models)
         saved = []
         for index, model in enumerate(models):
             entry = self.handlers.for_model(model)
@@ -127,6 +129,30 @@ class StorageService(CommissaireService):
             raise
         except Exception as exc:  # noqa: BLE001 - any construction failure is bad input
             raise ValidationError(f"invalid {cls.__name__}: {exc}", [str(exc)]) from exc
+
+    def _check_membership(self, clusters: list[Model]) -> None:
+        """A host belongs to one cluster at most: refuse a hostset naming another's host.
+
+        Checked against the stored clusters before writing (two concurrent saves
+        racing for one host can both pass; the container service then registers it
+        once, with the manager of whichever cluster it reconciles first).
+        """
+        saving = {str(cluster.primary_key) for cluster in clusters}
+        owner: dict[str, str] = {}
+        for entry in self.handlers.for_listing(Cluster):
+            for record in entry.handler.list(Cluster.__name__):
+                if record.data.get("name") not in saving:
+                    for address in record.data.get("hostset") or []:
+                        owner.setdefault(address, str(record.data.get("name")))
+        problems = []
+        for cluster in clusters:
+            assert isinstance(cluster, Cluster)
+            for address in cluster.hostset:
+                other = owner.setdefault(address, cluster.name)
+                if other != cluster.name:
+                    problems.append(f"hostset: host {address} is already in cluster {other!r}")
+        if problems:
+            raise ValidationError(f"invalid Cluster: {'; '.join(problems)}", errors=problems)
 
     def _identify(self, cls: type[Model], data: Any) -> tuple[str, dict[str, Any]]:
         """The key named by identifying data, plus ``source`` when given (Hosts)."""

@@ -20,6 +20,9 @@ import psutil
 import pytest
 
 from commissaire_tasks import bus
+from commissaire_tasks.config import load_settings
+from commissaire_tasks.runtime.app import create_app
+from commissaire_tasks.runtime.events import task_events_state
 from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +59,12 @@ def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 20) -> An
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def task_events_on(hostname: str) -> bool:
+    """Whether the worker sends task events now (workers send them while a monitor asks)."""
+    app = create_app(load_settings(), services=())
+    return bool(task_events_state(app, [hostname], timeout_s=2).get(hostname, {}).get("on"))
+
+
 def test_flower_shows_workers_tasks_states_arguments_and_errors(
     redis_server: RedisServer,
     worker_factory: Callable[..., WorkerProcess],
@@ -80,6 +89,8 @@ def test_flower_shows_workers_tasks_states_arguments_and_errors(
     )
     queues = {q["name"] for q in workers[worker.hostname]["active_queues"]}
     assert queues == {"simple", "my", "introspect"}
+    # A worker started after Flower sends task events from Flower's next request (every 5 s).
+    wait_until(lambda: task_events_on(worker.hostname), "Flower to ask for task events")
 
     added = bus.send("simple.add", 1, 2)
     failed = bus.send("my.fail")

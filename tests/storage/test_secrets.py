@@ -31,6 +31,7 @@ from commissaire_tasks import models
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
+from commissaire_tasks.runtime.events import task_events_state
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
 from tests.conftest import Background
@@ -144,6 +145,16 @@ def test_a_secret_saved_through_storage_client_is_never_seen_in_plaintext(
     address = f"secret-host-{uuid.uuid4().hex[:8]}"
     with BrokerTap(broker) as tap, storage, audit:
         wait_until(lambda: _healthy(base), 30, f"Flower to listen; log:\n{flower_log.read_text()}")
+        # Workers started after Flower send task events from its next request (every 5 s).
+        events_app = create_app(load_settings().replace(broker_url=broker.url), services=())
+        for worker in (storage, audit):
+            wait_until(
+                lambda w=worker: (
+                    task_events_state(events_app, [w.hostname]).get(w.hostname, {}).get("on")
+                ),
+                30,
+                "Flower to ask for task events",
+            )
         probe = client.save(models.Host.new(address=f"probe-{address}"))
         wait_until(
             lambda: record.llen(f"deliveries:Host:{probe.address}"), 30, "audit to be subscribed"
