@@ -11,9 +11,11 @@ registers the Celery task ``simple.add`` served from queue ``simple`` (bound wit
 that task, so ``SimpleService.add.delay(1, 2).get()`` works from any app that
 imports the class; apps that do not import it use :mod:`commissaire_tasks.bus`.
 
-As in the original, ``ServiceManager`` is importable from here too, and
 ``service_app(MyService)`` is the one line a module needs for ``celery -A module worker``
-(both live in :mod:`commissaire_tasks.worker`, which does not import this module).
+(it lives in :mod:`commissaire_tasks.worker`). The guide's forms (the constructor's
+``exchange_name``/``connection_url``/``qkwargs``, ``self.request``/``self.notify`` with
+``params=``, ``MyService(...).run()`` and ``ServiceManager``, importable from here as
+the guide imports it) are adapters kept apart in :mod:`commissaire_tasks.guide`.
 
 The class is tagged, not wrapped: ``on_*`` methods stay plain methods that tests
 call directly with a stand-in message (:mod:`commissaire_tasks.testing`).
@@ -26,12 +28,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from .bus import Bus, Params
+from .bus import Bus
 from .config import POOLS, load_settings, read_config_file
 from .errors import ServiceDefinitionError
+from .guide import GuideService, ServiceManager, bus_for
 from .routing import NAME_PATTERN
 from .runtime.registry import EXPOSED_PREFIX, ServiceSpec, registry
-from .worker import ServiceManager, run_service, service_app
+from .worker import service_app
 
 __all__ = ["CommissaireService", "ServiceManager", "service_app", "service_name_for"]
 
@@ -56,7 +59,7 @@ class _TaskHandle:
         return default_app().tasks[self.task_name]
 
 
-class CommissaireService:
+class CommissaireService(GuideService):
     """Base class of every service; see the module docstring.
 
     Attributes:
@@ -104,12 +107,11 @@ class CommissaireService:
         config_file: str | None = None,
         bus: Bus | None = None,
     ) -> None:
-        self.exchange_name = exchange_name
-        self.connection_url = connection_url
-        self.qkwargs = list(qkwargs or [])
+        # The guide's three broker arguments: see commissaire_tasks.guide.
+        super().__init__(exchange_name, connection_url, qkwargs)
         self.config_file = config_file or load_settings().config_file
         self.config: dict[str, Any] = read_config_file(self.config_file)
-        self.bus = bus if bus is not None else _bus_for(exchange_name, connection_url)
+        self.bus = bus if bus is not None else bus_for(exchange_name, connection_url)
 
     @property
     def logger(self) -> logging.Logger:
@@ -119,20 +121,6 @@ class CommissaireService:
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
         """Refuse a bad config before the worker consumes (raise ConfigurationError)."""
-
-    def request(
-        self, routing_key: str, params: Params = None, timeout: float | None = None
-    ) -> dict[str, Any]:
-        """Call a method over the bus; return ``{"jsonrpc": "2.0", "id", "result"}``."""
-        return self.bus.request(routing_key, params=params, timeout=timeout)
-
-    def notify(self, routing_key: str, params: Params = None) -> None:
-        """Send a call over the bus without waiting for it."""
-        self.bus.notify(routing_key, params=params)
-
-    def run(self, loglevel: str = "INFO") -> int:
-        """Serve this service in one foreground process (solo pool), for debugging."""
-        return run_service(self, loglevel=loglevel)
 
 
 def _exposed_methods(cls: type[CommissaireService]) -> dict[str, str]:
@@ -156,13 +144,3 @@ def _attach_handle(cls: type[CommissaireService], method: str) -> None:
                 f"{cls.__qualname__}: on_{method} would hide attribute {method!r}; rename one"
             )
     setattr(cls, method, _TaskHandle(f"{cls.name}.{method}"))
-
-
-def _bus_for(exchange_name: str | None, connection_url: str | None) -> Bus:
-    """The default bus, or one bound to the given broker and exchange."""
-    if exchange_name is None and connection_url is None:
-        return Bus()
-    from .runtime.app import create_app
-
-    settings = load_settings().replace(exchange=exchange_name, broker_url=connection_url)
-    return Bus(create_app(settings, services=()))

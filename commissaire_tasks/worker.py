@@ -1,12 +1,10 @@
 """Running services: a Celery worker on the services' queues.
 
-Three ways, as the original offered:
-
-* ``celery -A commissaire_tasks worker -Q simple -c 3`` (or ``celery -A workers.simple worker``);
-* ``ServiceManager(service_class=MyService, process_count=3, ...).run()``: a prefork
-  worker with that many processes, replacing any that dies (``pool="threads"``: one
-  process with that many threads, for a service that mostly waits);
-* ``MyService(...).run()``: one foreground process (solo pool), for debugging.
+The primary way is ``celery -A <module> worker`` on a module with a
+:func:`service_app` line (or ``celery -A commissaire_tasks worker -Q simple -c 3``);
+:func:`run_worker` is the same worker started from Python. The guide's
+``ServiceManager(...).run()`` and ``MyService(...).run()`` are adapters over
+:func:`run_worker`, in :mod:`commissaire_tasks.guide`.
 
 The pool is the one asked for by argument, else ``COMMISSAIRE_POOL``, else the
 service class's ``pool`` attribute, else prefork (:func:`pool_for`). Under the
@@ -14,11 +12,7 @@ threads pool the threads share the process's one instance of the service (see
 :class:`~commissaire_tasks.service.CommissaireService`).
 
 All stop cleanly on SIGINT/SIGTERM: the running call finishes, queued calls stay
-in the broker.
-
-:mod:`commissaire_tasks.service` re-exports ``ServiceManager`` and ``service_app``, as the
-guide imports them; this module imports the service module for type checking only, so
-the two never import each other in a circle.
+in the broker. This module imports the service module for type checking only.
 """
 
 from __future__ import annotations
@@ -29,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .config import DEFAULT_POOL, Settings, check_pool, load_settings
-from .errors import ConfigurationError
 from .runtime.app import CommissaireCelery, create_app, host_queue
 from .runtime.registry import registry
 from .runtime.tasks import install_service, instances
@@ -37,7 +30,7 @@ from .runtime.tasks import install_service, instances
 if TYPE_CHECKING:
     from .service import CommissaireService
 
-__all__ = ["ServiceManager", "pool_for", "run_service", "run_worker", "service_app"]
+__all__ = ["pool_for", "run_worker", "service_app"]
 
 
 def pool_for(
@@ -111,55 +104,3 @@ def run_worker(
     )
     worker.start()
     return int(worker.exitcode or 0)
-
-
-def run_service(instance: CommissaireService, loglevel: str = "INFO") -> int:
-    """Serve calls with ``instance`` itself, in this process (solo pool)."""
-    return run_worker(
-        type(instance),
-        pool="solo",
-        exchange_name=instance.exchange_name,
-        connection_url=instance.connection_url,
-        qkwargs=instance.qkwargs,
-        config_file=instance.config_file,
-        loglevel=loglevel,
-        instance=instance,
-    )
-
-
-class ServiceManager:
-    """Runs ``process_count`` processes of a service (Celery's prefork pool).
-
-    With ``pool="threads"`` (or the service's ``pool`` attribute, or
-    ``COMMISSAIRE_POOL=threads``) it runs one process of ``process_count`` threads.
-    """
-
-    def __init__(
-        self,
-        service_class: type[CommissaireService],
-        process_count: int,
-        exchange_name: str | None = None,
-        connection_url: str | None = None,
-        qkwargs: Sequence[Mapping[str, Any]] | None = None,
-        config_file: str | None = None,
-        loglevel: str = "INFO",
-        pool: str | None = None,
-    ) -> None:
-        if process_count < 1:
-            raise ConfigurationError(f"process_count must be at least 1, got {process_count}")
-        self.service_class = service_class
-        self.process_count = process_count
-        self.pool = None if pool is None else check_pool(pool, "pool")
-        self.options: dict[str, Any] = {
-            "exchange_name": exchange_name,
-            "connection_url": connection_url,
-            "qkwargs": qkwargs,
-            "config_file": config_file,
-            "loglevel": loglevel,
-        }
-
-    def run(self) -> int:
-        """Serve until SIGINT/SIGTERM; dead processes are replaced meanwhile."""
-        return run_worker(
-            self.service_class, concurrency=self.process_count, pool=self.pool, **self.options
-        )

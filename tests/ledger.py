@@ -175,3 +175,76 @@ class Ledger:
         except AssertionError:
             pass  # the caller asserts lost == 0 with the counts in the message
         return self.outcome(tokens)
+
+
+def token_figures(name: str, sent: int, tokens: list[int], **extra: float) -> dict[str, float]:
+    """Sent, completed and duplicated calls among ``tokens`` (plus ``extra``), printed."""
+    counts = Counter(tokens)
+    result: dict[str, float] = {
+        "sent": sent,
+        "completed": len(counts),
+        "duplicated": sum(n - 1 for n in counts.values() if n > 1),
+        **extra,
+    }
+    print(f"\n[outages] {name}: {json.dumps(result)}")
+    return result
+
+
+@dataclass(frozen=True)
+class Restart:
+    """What a broker restart under load did to the calls of :func:`restart_under_load`."""
+
+    sent: int
+    #: Completions in order; a token twice ran twice.
+    tokens: list[int]
+    done_at_stop: int
+    done_at_start: int
+    #: Seconds from the broker's start until every call had completed once.
+    seconds: float
+    log: str
+
+    def figures(self, name: str) -> dict[str, float]:
+        return token_figures(
+            name,
+            self.sent,
+            self.tokens,
+            done_at_stop=self.done_at_stop,
+            done_during_outage=self.done_at_start - self.done_at_stop,
+            seconds_after_restart=round(self.seconds, 2),
+        )
+
+    def assert_only_calls_cut_by_the_outage_ran_twice(self) -> None:
+        """A call may run twice only if its first run ended around the outage (its
+        acknowledgement could not reach the broker)."""
+        first_runs = {token: self.tokens.index(token) for token in set(self.tokens)}
+        for token, count in Counter(self.tokens).items():
+            if count > 1:
+                assert self.done_at_stop - 2 <= first_runs[token] < self.done_at_start + 2, (
+                    token,
+                    self.tokens,
+                )
+
+
+def restart_under_load(
+    ledger: Ledger,
+    stop: Callable[[], Any],
+    start: Callable[[], Any],
+    sent: int = 60,
+    bound_s: float = 30.0,
+) -> Restart:
+    """Send ``sent`` short calls to two worker processes, ``stop`` the broker mid-load
+    for 2 s, ``start`` it, and wait (up to ``bound_s``) until every call completed."""
+    with ledger.worker(concurrency=2) as worker:
+        for token in range(sent):
+            ledger.send(token, seconds=0.05)
+        time.sleep(0.5)
+        done_at_stop = len(ledger.tokens())
+        stop()
+        time.sleep(2)
+        done_at_start = len(ledger.tokens())
+        start()
+        started = time.monotonic()
+        ledger.wait_all_done(range(sent), bound_s)
+        seconds = time.monotonic() - started
+        time.sleep(1)  # let a late duplicate show itself
+        return Restart(sent, ledger.tokens(), done_at_stop, done_at_start, seconds, worker.log())

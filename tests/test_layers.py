@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "commissaire_tasks.bus": 3,
     "commissaire_tasks.worker": 3,
     "commissaire_tasks.service": 3,
+    "commissaire_tasks.guide": 3,  # the guide's forms, adapters over bus and worker
     "commissaire_tasks.storage": 4,
     # services built on the framework, beside storage (they use its client)
     "commissaire_tasks.bridge": 4,
@@ -40,6 +41,19 @@ LAYERS: dict[str, int] = {
     "commissaire_tasks.cli_inspect": 7,
     "commissaire_tasks._cli_common": 7,
     "commissaire_tasks.celery": 7,
+    # old paths of moved modules: each shim sits in the layer of what it forwards to
+    "commissaire_tasks._moved": 0,
+    "commissaire_tasks._registry": 2,
+    "commissaire_tasks._startup": 2,
+    "commissaire_tasks._tasks": 2,
+    "commissaire_tasks._results": 2,
+    "commissaire_tasks._transport": 2,
+    "commissaire_tasks._consumer": 2,
+    "commissaire_tasks.deadletters": 2,
+    "commissaire_tasks.ops.logs": 2,
+    "commissaire_tasks.ops.introspect": 2,
+    "commissaire_tasks.ops.services": 2,
+    "commissaire_tasks.storage.notifications": 4,
 }
 
 

@@ -52,7 +52,7 @@ def test_service_manager_runs_n_processes_on_custom_queues(
     qkwargs = [{"name": f"my_queue_{unique}", "routing_key": f"queues.my_queue_{unique}.*"}]
     manager, _ = background(
         python(
-            "from commissaire_tasks.worker import ServiceManager\n"
+            "from commissaire_tasks.service import ServiceManager\n"
             "from tests.services import IntrospectService\n"
             "ServiceManager(service_class=IntrospectService, process_count=3,"
             f" exchange_name={exchange!r},"

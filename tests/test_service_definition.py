@@ -106,19 +106,28 @@ def test_a_direct_call_of_the_task_still_gets_a_message() -> None:
 
 @pytest.mark.parametrize(
     "first",
-    ["commissaire_tasks.service", "commissaire_tasks.worker"],
+    ["commissaire_tasks.service", "commissaire_tasks.guide", "commissaire_tasks.worker"],
 )
 def test_service_manager_imports_from_the_service_module_in_either_order(first: str) -> None:
     code = (
         f"import {first}\n"
         "from commissaire_tasks.service import CommissaireService, ServiceManager, service_app\n"
-        "from commissaire_tasks import worker\n"
-        "assert worker.ServiceManager is ServiceManager and worker.service_app is service_app\n"
+        "from commissaire_tasks import guide, worker\n"
+        "assert guide.ServiceManager is ServiceManager and worker.service_app is service_app\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_guides_forms_are_one_module_apart_from_the_primary_api() -> None:
+    from commissaire_tasks import guide
+
+    assert issubclass(CommissaireService, guide.GuideService)
+    for form in ("request", "notify", "run"):
+        assert form not in CommissaireService.__dict__, form
+        assert form in guide.GuideService.__dict__, form
 
 
 def test_the_guides_constructor_parameters_are_kept_on_the_service() -> None:

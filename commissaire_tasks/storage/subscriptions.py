@@ -35,6 +35,7 @@ RECHECK_S = 0.5
 #: Record type the storage service keeps subscriptions under.
 SUBSCRIPTION_TYPE = "_Subscription"
 
+
 def notification_address(model_name: str, event: str) -> str:
     return f"notify.storage.{model_name}.{event}"
 
@@ -85,8 +86,6 @@ def check_filter(model_name: str, event: str) -> None:
 
 def record_model_names() -> list[str]:
     return sorted(n for n, c in model_types().items() if not issubclass(c, ListModel))
-
-
 
 
 class SubscriptionTable:

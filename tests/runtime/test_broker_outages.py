@@ -8,7 +8,6 @@ count. Each test prints its figures (run with ``-s`` to see them).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -27,7 +26,7 @@ from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import BrokerUnavailable, StorageLookupError
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import RedisServer, WorkerProcess
-from tests.ledger import Ledger
+from tests.ledger import Ledger, restart_under_load, token_figures
 
 pytestmark = pytest.mark.reliability
 
@@ -42,25 +41,6 @@ def outage_ledger(broker: RedisServer, record: RedisServer, log_dir: Path) -> Le
     return Ledger(broker, log_dir, visibility_s=VISIBILITY_S, record_server=record)
 
 
-def seconds_until_done(ledger: Ledger, sent: int, timeout_s: float) -> float:
-    """Seconds until every token below ``sent`` completed (or the timeout)."""
-    started = time.monotonic()
-    ledger.wait_all_done(range(sent), timeout_s)
-    return time.monotonic() - started
-
-
-def figures(name: str, sent: int, tokens: list[int], **extra: float) -> dict[str, float]:
-    counts = Counter(tokens)
-    result: dict[str, float] = {
-        "sent": sent,
-        "completed": len(counts),
-        "duplicated": sum(n - 1 for n in counts.values() if n > 1),
-        **extra,
-    }
-    print(f"\n[outages] {name}: {json.dumps(result)}")
-    return result
-
-
 @pytest.fixture
 def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
     with RedisServer(appendonly=True, directory=tmp_path / "redis") as server:
@@ -71,36 +51,12 @@ def test_a_redis_restart_under_load_leaves_no_call_waiting_for_the_visibility_ti
     aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     ledger = outage_ledger(aof_redis, redis_server, tmp_path)
-    sent = 60
-    with ledger.worker(concurrency=2) as worker:
-        for token in range(sent):
-            ledger.send(token, seconds=0.05)
-        time.sleep(0.5)
-        done_at_stop = len(ledger.tokens())
-        aof_redis.stop()  # SIGTERM: Redis writes its append-only file and exits
-        time.sleep(2)
-        done_at_start = len(ledger.tokens())
-        aof_redis.start()
-        seconds = seconds_until_done(ledger, sent, BOUND_S)
-        time.sleep(1)  # let a late duplicate show itself
-        tokens = ledger.tokens()
-        log = worker.log()
-    result = figures(
-        "redis restart, 60 calls",
-        sent,
-        tokens,
-        done_at_stop=done_at_stop,
-        done_during_outage=done_at_start - done_at_stop,
-        seconds_after_restart=round(seconds, 2),
-    )
-    assert result["completed"] == sent, log[-3000:]
-    assert seconds < BOUND_S
-    # Only a call running when Redis went away may run twice: its first run ended
-    # around the outage (its acknowledgement could not reach Redis).
-    first_runs = {token: tokens.index(token) for token in set(tokens)}
-    for token, count in Counter(tokens).items():
-        if count > 1:
-            assert done_at_stop - 2 <= first_runs[token] < done_at_start + 2, (token, tokens)
+    # SIGTERM: Redis writes its append-only file and exits; then it starts again.
+    restart = restart_under_load(ledger, aof_redis.stop, aof_redis.start, bound_s=BOUND_S)
+    result = restart.figures("redis restart, 60 calls")
+    assert result["completed"] == restart.sent, restart.log[-3000:]
+    assert restart.seconds < BOUND_S
+    restart.assert_only_calls_cut_by_the_outage_ran_twice()
 
 
 class Waiter(threading.Thread):
@@ -138,7 +94,7 @@ def test_a_call_running_across_a_redis_restart_runs_once_and_its_worker_keeps_se
         time.sleep(6)  # past a restore sweep: a second run of token 0 would show now
         alive = worker.process is not None and worker.process.poll() is None
         log = worker.log()
-    result = figures("call running across a restart", 2, ledger.tokens())
+    result = token_figures("call running across a restart", 2, ledger.tokens())
     assert alive, log[-3000:]
     assert "Unrecoverable error" not in log, log[-3000:]
     assert result["duplicated"] == 0
@@ -168,7 +124,7 @@ def test_callers_blocked_across_a_redis_restart_receive_every_result(
             waiter.join(60)
     seconds = max((w.ended_at or time.monotonic()) - restarted for w in waiters)
     received = [*(waiters[0].outcome or []), waiters[1].outcome, *(waiters[2].outcome or [])]
-    figures(
+    token_figures(
         "callers blocked across a restart",
         21,
         [t for t in received if isinstance(t, int)],
@@ -276,7 +232,7 @@ def test_storage_notifications_sent_around_a_redis_restart_all_reach_the_subscri
         log = watch.log()
     outcomes = Counter(type(o).__name__ for o in saving.outcome)
     found = {h.address: deliveries(h) for h in stored}
-    figures(
+    token_figures(
         "storage notifications across a restart",
         len(stored),
         [i for i, h in enumerate(stored) for _ in found[h.address]],

@@ -56,7 +56,7 @@ def test_service_manager_runs_a_service_on_threads_when_asked(
 ) -> None:
     manager, log = background(
         [sys.executable, "-c",
-         "from commissaire_tasks.worker import ServiceManager\n"
+         "from commissaire_tasks.service import ServiceManager\n"
          "from tests.runtime.waiting_services import PlainWaitService\n"
          f"ServiceManager(PlainWaitService, process_count={CALLS}, pool='threads').run()\n"]
     )  # fmt: skip

@@ -8,22 +8,19 @@ the session's Redis. Each test prints its figures (run with ``-s``).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from commissaire_tasks.testing import RedisServer, free_port
-from tests.ledger import Ledger
+from tests.ledger import Ledger, restart_under_load
 
 pytestmark = pytest.mark.reliability
 
@@ -137,38 +134,10 @@ def test_a_rabbitmq_restart_under_load_completes_every_call_soon_after(
     rabbit: RabbitNode, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     ledger = quorum_ledger(rabbit, redis_server, tmp_path)
-    sent = 60
-    with ledger.worker(concurrency=2) as worker:
-        for token in range(sent):
-            ledger.send(token, seconds=0.05)
-        time.sleep(0.5)
-        done_at_stop = len(ledger.tokens())
-        rabbit.ctl("stop_app")
-        time.sleep(2)
-        done_at_start = len(ledger.tokens())
-        rabbit.ctl("start_app")
-        restarted = time.monotonic()
-        while time.monotonic() - restarted < BOUND_S and not set(range(sent)) <= set(
-            ledger.tokens()
-        ):
-            time.sleep(0.1)
-        seconds = time.monotonic() - restarted
-        time.sleep(1)  # let a late duplicate show itself
-        tokens = ledger.tokens()
-        log = worker.log()
-    counts = Counter(tokens)
-    figures = {
-        "sent": sent,
-        "completed": len(counts),
-        "duplicated": sum(n - 1 for n in counts.values() if n > 1),
-        "done_at_stop": done_at_stop,
-        "done_during_outage": done_at_start - done_at_stop,
-        "seconds_after_restart": round(seconds, 2),
-    }
-    print(f"\n[outages] rabbitmq restart, 60 calls: {json.dumps(figures)}")
-    assert figures["completed"] == sent, log[-3000:]
-    assert seconds < BOUND_S
-    first_runs = {token: tokens.index(token) for token in counts}
-    for token, count in counts.items():
-        if count > 1:  # only a call running when RabbitMQ went away may run twice
-            assert done_at_stop - 2 <= first_runs[token] < done_at_start + 2, (token, tokens)
+    restart = restart_under_load(
+        ledger, lambda: rabbit.ctl("stop_app"), lambda: rabbit.ctl("start_app"), bound_s=BOUND_S
+    )
+    result = restart.figures("rabbitmq restart, 60 calls")
+    assert result["completed"] == restart.sent, restart.log[-3000:]
+    assert restart.seconds < BOUND_S
+    restart.assert_only_calls_cut_by_the_outage_ran_twice()

@@ -103,7 +103,7 @@ class RedisStoreHandler(StoreHandler):
         self.client  # noqa: B018 - opens the connection and loads the scripts
         keys = [self._record_key(model_type, key), self._index_key(model_type)]
         reply = self._scripts["save"](keys=keys, args=[self._encode(data), write_id or "", key])
-        return self._outcome(reply)
+        return self._outcome(reply, written=data)
 
     def get(self, model_type: str, key: str) -> Record:
         data, revision, deleted = self.client.hmget(
@@ -145,10 +145,16 @@ class RedisStoreHandler(StoreHandler):
     def _index_key(self, model_type: str) -> str:
         return f"{self.config['prefix']}:{model_type}"
 
-    def _outcome(self, reply: builtins.list[Any]) -> WriteOutcome:
+    def _outcome(
+        self, reply: builtins.list[Any], written: dict[str, Any] | None = None
+    ) -> WriteOutcome:
+        """The script's reply; a fresh write's data is ``written`` itself (no decode of
+        what was just encoded), a replayed or deleted record's is decoded from Redis."""
         replayed, event, revision, data = reply
         kind = cast(Event, event.decode() if isinstance(event, bytes) else event)
-        return WriteOutcome(kind, int(revision), self._decode(data), replayed=bool(replayed))
+        if written is None or replayed:
+            written = self._decode(data)
+        return WriteOutcome(kind, int(revision), written, replayed=bool(replayed))
 
     def _encode(self, data: dict[str, Any]) -> str:
         """How a record's data is written (the secrets handler encrypts here)."""

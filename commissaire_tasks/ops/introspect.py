@@ -1,0 +1,8 @@
+"""Old path of :mod:`commissaire_tasks.runtime.introspect` (warns, then forwards)."""
+
+from __future__ import annotations
+
+from .._moved import forward
+from ..runtime import introspect as _new
+
+__getattr__ = forward(__name__, _new)
