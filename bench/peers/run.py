@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,9 +61,11 @@ def run_peers(
     skipped: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         running: list[Running] = []
+        owns: list[contextlib.ExitStack] = []
         for key in keys:
             say(f"starting {key}")
             own = stack.enter_context(contextlib.ExitStack())
+            owns.append(own)
             try:
                 running.append(start(BY_KEY[key], setup, own))
             except Exception as exc:  # noqa: BLE001 - the row is skipped with the reason
@@ -72,6 +75,7 @@ def run_peers(
         samples, rates, costs = _rounds(running, plan, say, skipped)
         versions = {r.contender.key: _versions(r) for r in running if r.contender.key in samples}
         say("stopping")
+        _close_all(owns)
     systems = {
         key: _figures(samples[key], rates[key], costs[key], versions.get(key, {}))
         for key in samples
@@ -103,6 +107,13 @@ def ratios(systems: dict[str, Any], key: str, base: str) -> dict[str, float] | N
         "p99": paired_ratio(a["round_p99_ms"], b["round_p99_ms"]),
         "throughput": paired_ratio(a["round_calls_per_s"], b["round_calls_per_s"]),
     }
+
+
+def _close_all(stacks: Sequence[contextlib.ExitStack]) -> None:
+    """Stop every contender at once (each one's shutdown waits on its own processes)."""
+    if stacks:
+        with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+            list(pool.map(lambda stack: stack.close(), stacks))
 
 
 def _rounds(
