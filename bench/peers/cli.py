@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a local copy of the original commissaire-service source: adds its bus to --peers",
     )
     group.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="--peers: run no round that would end after MINUTES of rounds (fewer rounds then)",
+    )
+    group.add_argument(
         "--venvs",
         default=str(DEFAULT_ROOT),
         metavar="DIR",
@@ -53,6 +60,7 @@ def run_from_args(args: argparse.Namespace, progress: Callable[[str], None]) -> 
         "rounds": args.rounds,
         "latency_calls": args.latency_calls,
         "throughput_calls": args.throughput_calls,
+        "budget_s": args.budget * 60 if args.budget else None,
     }
     plan = dataclasses.replace(
         QUICK if args.quick else FULL, **{k: v for k, v in sizes.items() if v is not None}

@@ -130,7 +130,8 @@ def _title(meta: dict[str, Any]) -> str:
     return (
         f"python -m bench --peers ({meta['mode']}, {meta['duration_s']:.0f} s, "
         f"{meta['date_utc']} UTC): {meta['cpus']} CPUs, Python {meta['python']}; "
-        f"{plan['rounds']} interleaved rounds of {plan['latency_calls']:,} sequential add calls "
+        f"{meta.get('rounds_run', plan['rounds'])} interleaved rounds of "
+        f"{plan['latency_calls']:,} sequential add calls "
         f"and {plan['throughput_calls']:,} sent then collected; "
         f"{meta['worker_processes']} worker processes each; medians"
     )

@@ -38,6 +38,8 @@ class PeersPlan:
     latency_calls: int = 2000
     throughput_calls: int = 3000
     warmup_calls: int = 20
+    #: Seconds of rounds at most (None: all of them): no round starts that would end later.
+    budget_s: float | None = None
 
 
 FULL = PeersPlan()
@@ -72,7 +74,9 @@ def run_peers(
                 own.close()
                 skipped[key] = f"{type(exc).__name__}: {exc}"
                 say(f"skipping {key}: {skipped[key]}")
-        samples, rates, costs = _rounds(running, plan, say, skipped)
+        samples, rates, costs, done = _rounds(running, plan, say, skipped)
+        if done < plan.rounds:
+            notes.append(f"{done} of {plan.rounds} rounds run: the next would pass --budget")
         versions = {r.contender.key: _versions(r) for r in running if r.contender.key in samples}
         say("stopping")
         _close_all(owns)
@@ -88,8 +92,10 @@ def run_peers(
     if ORIGINAL not in keys:
         notes.append("original Commissaire bus: not measured (give --original PATH to its source)")
     notes.extend(f"{key} skipped: {reason}" for key, reason in skipped.items())
+    meta = _meta(plan, time.monotonic() - began)
+    meta["rounds_run"] = done
     return {
-        "meta": _meta(plan, time.monotonic() - began),
+        "meta": meta,
         "systems": systems,
         "order": [k for k in keys if k in systems],
         "skipped": skipped,
@@ -118,13 +124,18 @@ def _close_all(stacks: Sequence[contextlib.ExitStack]) -> None:
 
 def _rounds(
     running: list[Running], plan: PeersPlan, say: Progress, skipped: dict[str, str]
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], int]:
+    """Interleaved rounds; the figures and how many rounds ran."""
     samples: dict[str, list[list[float]]] = {r.contender.key: [] for r in running}
     rates: dict[str, dict[str, list[float]]] = {
         r.contender.key: {"rounds": [], "send_rounds": []} for r in running
     }
     costs: dict[str, list[dict[str, Any]]] = {r.contender.key: [] for r in running}
+    began = time.monotonic()
     for index in range(plan.rounds):
+        elapsed = time.monotonic() - began
+        if index and plan.budget_s is not None and elapsed * (index + 1) / index > plan.budget_s:
+            return samples, rates, costs, index
         say(f"round {index + 1}/{plan.rounds}")
         for phase in (_latency, _throughput):
             for contender in rotated(list(running), index):
@@ -137,7 +148,7 @@ def _rounds(
                     running.remove(contender)
                     for table in (samples, rates, costs):
                         table.pop(key, None)
-    return samples, rates, costs
+    return samples, rates, costs, plan.rounds
 
 
 def _latency(running: Running, plan: PeersPlan, samples: dict[str, Any], *_: Any) -> None:
