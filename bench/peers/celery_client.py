@@ -34,7 +34,8 @@ def main(argv: list[str]) -> None:
     backend = os.environ.get("BENCH_PEER_RESULTS") or None
     system = build(kind, os.environ["BENCH_PEER_BROKER"], backend, timeout_s)
     try:
-        serve(Peer(system.call_add, system.send_add, system.collect))
+        batch = system.call_batch if kind != "bare" else None
+        serve(Peer(system.call_add, system.send_add, system.collect, batch=batch))
     finally:
         system.close()
 

@@ -52,6 +52,11 @@ class Contender:
     broker: str
     kind: str = ""
 
+    @property
+    def batched(self) -> bool:
+        """Ours: also timed with ``bus.call_many`` (a batch awaited as a whole)."""
+        return self.kind.startswith("framework")
+
 
 OURS_REDIS = "ours_redis"
 OURS_QUIET = "ours_quiet_redis"

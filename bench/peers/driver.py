@@ -9,6 +9,8 @@ sends one request per line and reads one reply per line:
   N sequential calls, each timed;
 * ``{"op": "throughput", "calls": N, "warmup": W}`` -> ``{"sent_per_s", "collected_per_s"}``:
   N calls sent, then every result collected;
+* ``{"op": "batch", "calls": N}`` -> ``{"collected_per_s"}``: N calls sent and awaited as
+  one batch (only peers with a batch call: ours, ``bus.call_many``);
 * ``{"op": "quit"}`` ends the loop.
 
 A failure is answered ``{"error": "..."}``. Library output cannot corrupt the
@@ -38,6 +40,7 @@ class Peer:
         collect: Wait for the result of one sent call.
         throughput: Optional replacement for send-then-collect (for a peer whose
             client has no asynchronous call): ``throughput(calls) -> (sent/s, collected/s)``.
+        batch: Optional: send ``calls`` calls and await them as one batch.
     """
 
     def __init__(
@@ -46,11 +49,13 @@ class Peer:
         send_add: Callable[[], Any] | None = None,
         collect: Callable[[Any], Any] | None = None,
         throughput: Callable[[int], tuple[float, float]] | None = None,
+        batch: Callable[[int], Any] | None = None,
     ) -> None:
         self.call_add = call_add
         self.send_add = send_add
         self.collect = collect
         self.custom_throughput = throughput
+        self.batch = batch
 
     def latency(self, calls: int, warmup: int) -> list[float]:
         for _ in range(warmup):
@@ -117,6 +122,11 @@ def _answer(peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
     if op == "throughput":
         sent, collected = peer.throughput(int(request["calls"]), warmup)
         return {"sent_per_s": sent, "collected_per_s": collected}
+    if op == "batch" and peer.batch is not None:
+        calls = int(request["calls"])
+        start = time.perf_counter()
+        peer.batch(calls)
+        return {"collected_per_s": calls / (time.perf_counter() - start)}
     raise ValueError(f"unknown op {op!r}")
 
 

@@ -90,7 +90,12 @@ def render(results: dict[str, Any]) -> str:
                 BY_KEY[key].label,
                 _ms(figures["p50_ms"]),
                 _ms(figures["p99_ms"]),
-                f"{figures['calls_per_s']:,.0f}",
+                f"{figures['calls_per_s']:,.0f}"
+                + (
+                    f" ({figures['batch_calls_per_s']:,.0f})"
+                    if "batch_calls_per_s" in figures
+                    else ""
+                ),
                 _cpu(figures["cpu_ms"]),
                 f"{figures['redis_commands']:.1f}" if "redis_commands" in figures else "-",
                 f"{versus['p50']:.2f}x" if versus else "",
@@ -108,6 +113,7 @@ def render(results: dict[str, Any]) -> str:
         ]
         out.append("  ".join(cells).rstrip())
     out.append(
+        "calls/s: sent then collected (in brackets: bus.call_many); "
         "ours/this: commissaire-tasks (Redis, defaults) over that row, median of per-round ratios; "
         "CPU: caller + workers + own Redis (RabbitMQ's CPU is not counted: a shared node)"
     )

@@ -171,6 +171,9 @@ def _throughput(
     rates[key]["rounds"].append(reply["collected_per_s"])
     rates[key]["send_rounds"].append(reply["sent_per_s"])
     costs[key].append(_per_call(before, after, plan.throughput_calls))
+    if running.contender.batched:
+        batch = running.client.request("batch", calls=plan.throughput_calls)
+        rates[key].setdefault("batch_rounds", []).append(batch["collected_per_s"])
 
 
 def _per_call(before: dict[str, Any], after: dict[str, Any], calls: int) -> dict[str, Any]:
@@ -209,6 +212,8 @@ def _figures(
         "round_cpu_ms_total": [c["cpu_ms"]["total"] for c in costs],
         "versions": versions,
     }
+    if "batch_rounds" in rates:
+        figures["batch_calls_per_s"] = median(rates["batch_rounds"])
     if all("redis_commands" in c for c in costs):
         figures["redis_commands"] = median(c["redis_commands"] for c in costs)
         figures["redis_commands_by_name"] = cost["redis_commands_by_name"]
