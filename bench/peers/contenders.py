@@ -41,7 +41,8 @@ class Contender:
     Attributes:
         key: Its key in the JSON results.
         label: Its row in the table.
-        family: ``celery`` (ours and bare Celery), ``nameko``, ``dramatiq`` or ``original``.
+        family: ``celery`` (ours and bare Celery), ``nameko``, ``dramatiq``, ``original``
+            or ``floor`` (bare redis-py).
         broker: ``redis`` or ``rabbitmq`` (results are in Redis on both).
         kind: For ``celery``: the client kind of :mod:`bench.peers.celery_client`.
     """
@@ -67,6 +68,7 @@ NAMEKO = "nameko_rabbitmq"
 DRAMATIQ_REDIS = "dramatiq_redis"
 DRAMATIQ_RABBITMQ = "dramatiq_rabbitmq"
 ORIGINAL = "original_redis"
+FLOOR = "floor_redis"
 
 CONTENDERS: tuple[Contender, ...] = (
     Contender(
@@ -88,6 +90,7 @@ CONTENDERS: tuple[Contender, ...] = (
     Contender(DRAMATIQ_REDIS, "Dramatiq 2.2, Redis + Redis results", "dramatiq", "redis"),
     Contender(DRAMATIQ_RABBITMQ, "Dramatiq 2.2, RabbitMQ + Redis results", "dramatiq", "rabbitmq"),
     Contender(ORIGINAL, "the original Commissaire bus (Redis)", "original", "redis"),
+    Contender(FLOOR, "floor: request/reply over bare redis-py", "floor", "redis"),
 )
 BY_KEY = {c.key: c for c in CONTENDERS}
 
@@ -178,14 +181,17 @@ def _peer(
     contender: Contender, setup: Setup, stack: contextlib.ExitStack, env: dict[str, str]
 ) -> tuple[Path, Callable[[], list[int]], list[str]]:
     """A peer's venv Python, its started workers' pids and its caller's command."""
-    python = venvs.python_of(venvs.SPECS[contender.family], setup.venv_root)
+    if contender.family == "floor":  # redis-py only: the bench's own environment has it
+        python = Path(sys.executable)
+    else:
+        python = venvs.python_of(venvs.SPECS[contender.family], setup.venv_root)
     bin_dir = python.parent
     if contender.family == "original":
         if setup.original is None:
             raise PeerError("the original Commissaire bus needs --original PATH")
         env["BENCH_ORIGINAL_PATH"] = str(setup.original)
     worker_env = _environment(env, PEERS_DIR)
-    script = str(PEERS_DIR / "original_bus.py")
+    script = str(PEERS_DIR / ("floor.py" if contender.family == "floor" else "original_bus.py"))
     if contender.family == "nameko":
         commands = [[str(bin_dir / "nameko"), "run", "--broker", env["BENCH_PEER_BROKER"],
                      "nameko_service"]] * WORKER_PROCESSES  # fmt: skip
