@@ -21,12 +21,16 @@ from driver import Peer, serve
 REQUESTS = "floor:requests"
 #: Seconds one reply may take.
 TIMEOUT_S = float(os.environ.get("BENCH_PEER_TIMEOUT_S", "60"))
+#: Seconds of one BLPOP: short, under redis-py's socket timeout (the pop is repeated).
+POP_S = 1
 
 
 def run_service(client: redis.Redis) -> None:
     while True:
-        _, raw = client.blpop([REQUESTS])
-        request = json.loads(raw)
+        popped = client.blpop([REQUESTS], timeout=POP_S)
+        if popped is None:
+            continue
+        request = json.loads(popped[1])
         answer = {"id": request["id"], "result": request["x"] + request["y"]}
         client.lpush(request["reply_to"], json.dumps(answer))
 
@@ -38,9 +42,10 @@ def run_client(client: redis.Redis) -> None:
         return json.dumps({"id": uuid.uuid4().hex, "x": 1, "y": 2, "reply_to": replies})
 
     def receive() -> int:
-        popped = client.blpop([replies], timeout=TIMEOUT_S)
-        if popped is None:
-            raise TimeoutError(f"no reply in {TIMEOUT_S} s")
+        deadline = time.monotonic() + TIMEOUT_S
+        while (popped := client.blpop([replies], timeout=POP_S)) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no reply in {TIMEOUT_S} s")
         return int(json.loads(popped[1])["result"])
 
     def call_add() -> int:
