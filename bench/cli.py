@@ -5,7 +5,8 @@ subprocesses, measures the framework, a bare Celery task with the framework's
 exact configuration and one with Celery's defaults, interleaved over rounds,
 prints one table with the issue-7 target checks and writes the figures as JSON.
 A FAIL is reported, never turned into an exit status: the exit status is 0
-unless the run itself broke.
+unless the run itself broke. ``--peers`` runs the side-by-side rows instead
+(Nameko, Dramatiq, bare Celery; :mod:`bench.peers`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,17 +68,17 @@ def run_from_args(args: argparse.Namespace, progress: Callable[[str], None]) -> 
     )
     original = Path(args.original).resolve() if args.original else None
     if original is not None and not original.is_dir():
-        print(f"--original {args.original}: not a directory", flush=True)
+        print(f"--original {args.original}: not a directory", file=sys.stderr)
         return 2
     keys = default_keys(original is not None)
     if args.only:
         keys = [k.strip() for k in args.only.split(",") if k.strip()]
         unknown = [k for k in keys if k not in BY_KEY]
         if unknown:
-            print(f"--only: unknown systems {', '.join(unknown)}", flush=True)
+            print(f"--only: unknown systems {', '.join(unknown)}", file=sys.stderr)
             return 2
         if ORIGINAL in keys and original is None:
-            print("--only original_redis needs --original PATH", flush=True)
+            print("--only original_redis needs --original PATH", file=sys.stderr)
             return 2
     with contextlib.ExitStack() as stack:
         log_dir = make_log_dir(stack, args)
