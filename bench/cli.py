@@ -5,7 +5,8 @@ subprocesses, measures the framework, a bare Celery task with the framework's
 exact configuration and one with Celery's defaults, interleaved over rounds,
 prints one table with the issue-7 target checks and writes the figures as JSON.
 A FAIL is reported, never turned into an exit status: the exit status is 0
-unless the run itself broke.
+unless the run itself broke. ``--peers`` runs the side-by-side rows instead
+(Nameko, Dramatiq, bare Celery; :mod:`bench.peers`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from .peers.cli import add_arguments as add_peer_arguments
+from .peers.cli import run_from_args as run_peers
 from .plan import FULL, QUICK, Plan
 from .report import evaluate_targets, render_table, write_json
 from .runner import Options, run
@@ -36,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every row with few calls and one round (under a minute)",
     )
-    p.add_argument("--out", default="bench-results.json", help="JSON results file")
+    p.add_argument("--out", default=None, help="JSON results file (default bench-results.json)")
     p.add_argument(
         "--plot",
         default=None,
@@ -96,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
         help="only the storage rows (save, get and their ratios to simple.add; callback delay)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    add_peer_arguments(p)
     return p
 
 
@@ -124,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=args.log_dir,
     )
     progress = (lambda line: None) if args.quiet else _stderr
+    if args.peers:
+        try:
+            with _sigterm_interrupts():
+                return run_peers(args, progress)
+        except KeyboardInterrupt:
+            print(
+                "interrupted; every server, worker and caller started was stopped", file=sys.stderr
+            )
+            return 130
+    args.out = args.out or "bench-results.json"
     if args.storage_only:
         return _storage_only(plan, options, args.out)
     try:

@@ -191,3 +191,62 @@ def test_the_ab_comparisons_run_and_report_each_ratio(
     printed = capsys.readouterr().out
     for ratio in ("ours/celery", "ours/kombu", "notify_many/notify_loop"):
         assert ratio in printed
+
+
+def test_the_peer_rows_run_end_to_end_with_dramatiq_in_its_own_venv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_leftover_processes: None
+) -> None:
+    # Given Dramatiq's venv (built once into .bench-venvs, then reused), or a reason it cannot be
+    from bench.peers import venvs
+
+    try:
+        venvs.python_of(venvs.DRAMATIQ)
+    except venvs.VenvUnavailable as exc:
+        pytest.skip(f"the Dramatiq venv cannot be built here (no package index?): {exc}")
+    out = tmp_path / "peers.json"
+
+    # When the side-by-side run measures ours and Dramatiq on Redis with tiny numbers
+    code = main(
+        ["--peers", "--quick", "--only", "ours_redis,dramatiq_redis", "--rounds", "1",
+         "--latency-calls", "10", "--calls", "20", "--out", str(out),
+         "--log-dir", str(tmp_path / "logs"), "--quiet"]
+    )  # fmt: skip
+
+    # Then both rows have figures counted by the same meter, and the targets they cannot
+    # check are skipped with the reason, not failed
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert results["skipped"] == {}
+    assert set(results["systems"]) == {"ours_redis", "dramatiq_redis"}
+    for figures in results["systems"].values():
+        assert all(is_number(figures[k]) for k in ("p50_ms", "p99_ms", "calls_per_s"))
+        assert is_number(figures["cpu_ms"]["total"]) and figures["cpu_ms"]["workers"] > 0
+        assert figures["redis_commands"] > 0
+    assert "dramatiq" in results["systems"]["dramatiq_redis"]["versions"]
+    verdicts = {check["name"]: check["verdict"] for check in results["targets"]["checks"]}
+    assert set(verdicts.values()) == {"SKIP"}
+    table = capsys.readouterr().out
+    assert "Dramatiq 2.2, Redis + Redis results" in table and "target SKIP" in table
+    assert any("original Commissaire bus: not measured" in n for n in results["notes"])
+
+
+def test_peer_targets_pass_fail_or_skip_on_paired_ratios() -> None:
+    from bench.peers.report import evaluate
+    from bench.peers.run import default_keys
+
+    def system(p50: float, rate: float) -> dict[str, Any]:
+        return {"round_p50_ms": [p50], "round_p99_ms": [p50 * 2], "round_calls_per_s": [rate]}
+
+    # Given ours at 0.8x bare Celery's p50 and 1.2x its throughput, and no Nameko or RabbitMQ
+    results = {"systems": {"ours_redis": system(0.8, 1200), "celery_redis": system(1.0, 1000)}}
+
+    # Then the Celery targets pass, the others are skipped, and nothing is reported as distance
+    checks = evaluate(results)
+    verdicts = [check["verdict"] for check in checks["checks"]]
+    assert verdicts == ["PASS", "PASS", "SKIP", "SKIP", "SKIP", "SKIP"]
+    assert checks["distances"] == {}
+    results["systems"]["celery_redis"] = system(0.7, 1000)
+    assert evaluate(results)["checks"][0]["verdict"] == "FAIL"
+    # And the original bus is a row only when its source is given
+    assert "original_redis" not in default_keys(original=False)
+    assert "original_redis" in default_keys(original=True)
