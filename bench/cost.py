@@ -87,17 +87,22 @@ class CostMeter:
         return {"cpu": cpu, "commands": self._commands()}
 
     def _commands(self) -> dict[str, int] | None:
-        if self.redis_url is None:
-            return None
-        client = redis.Redis.from_url(self.redis_url)
-        try:
-            stats = client.info("commandstats")
-        except redis.RedisError:
-            return None
-        finally:
-            client.close()
-        return {
-            name.removeprefix("cmdstat_"): int(figures["calls"])
-            for name, figures in stats.items()
-            if isinstance(figures, dict) and "calls" in figures
-        }
+        return command_counts(self.redis_url) if self.redis_url is not None else None
+
+
+def command_counts(url: str, *, without: tuple[str, ...] = ()) -> dict[str, int] | None:
+    """Calls per Redis command so far (``INFO commandstats``), or None when Redis is gone."""
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return {
+        name.removeprefix("cmdstat_"): int(figures["calls"])
+        for name, figures in stats.items()
+        if isinstance(figures, dict)
+        and "calls" in figures
+        and name.removeprefix("cmdstat_") not in without
+    }

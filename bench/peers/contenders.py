@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from commissaire_tasks.testing import RedisServer
 
+from ..cost import command_counts
 from ..rabbitmq import RabbitVhost
 from ..workers import PROJECT_ROOT, WorkerSet
 from . import venvs
@@ -125,7 +124,7 @@ class Running:
         commands = None
         if self.redis is not None and self.redis.process is not None:
             cpu["redis"] = cpu_seconds([self.redis.process.pid])
-            commands = _commandstats(self.redis.url)
+            commands = command_counts(self.redis.url, without=("info",))
         return {"cpu": cpu, "commands": commands}
 
 
@@ -219,18 +218,3 @@ def _environment(extra: dict[str, str], path: Path) -> dict[str, str]:
     env["PYTHONPATH"] = str(path)
     env.update(extra)
     return env
-
-
-def _commandstats(url: str) -> dict[str, int] | None:
-    client = redis.Redis.from_url(url)
-    try:
-        stats = client.info("commandstats")
-    except redis.RedisError:
-        return None
-    finally:
-        client.close()
-    return {
-        name.removeprefix("cmdstat_"): int(figures["calls"])
-        for name, figures in stats.items()
-        if isinstance(figures, dict) and "calls" in figures and name != "cmdstat_info"
-    }
