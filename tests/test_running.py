@@ -76,6 +76,11 @@ def test_service_manager_runs_n_processes_on_custom_queues(
 
     wait_until(replaced, 20, "the dead pool process to be replaced")  # ...and is replaced
     assert caller.call(f"{key}.pid", timeout=10) != pool[0].pid
+    # The caller has its answer as soon as the pool process stored it; the main
+    # process acknowledges once it has read that process's report. A SIGTERM in
+    # between makes billiard's pool process wait up to 30 s for its report to be
+    # read, so stop only once the call is acknowledged.
+    wait_until(lambda: redis_server.client().hlen("unacked") == 0, 20, "the call's acknowledgement")
 
     manager.send_signal(signal.SIGTERM)
     assert manager.wait(30) == 0
