@@ -22,6 +22,7 @@ from celery import Celery, bootsteps, signals
 from celery.utils.nodenames import default_nodename, nodesplit
 
 from ..config import read_config_file
+from . import reprs
 from .registry import ServiceSpec, registry
 from .tasks import instances
 
@@ -48,6 +49,7 @@ class ServiceStartup(bootsteps.Step):  # type: ignore[misc]
         from . import introspect
 
         introspect.register()  # `commissaire-tasks services`, and the different-code check
+        reprs.install()  # results shown as JSON text, inherited by the pool processes
         if config_file:
             instances.configure(config_file=config_file)
         config = read_config_file(instances.options.get("config_file"))

@@ -86,6 +86,7 @@ class Notifier:
             exchange="",
             routing_key=subscription.queue,
             ignore_result=True,
+            add_to_parent=False,  # not a child of the save: its result carries no trail
             declare=[] if app.settings.broker_url.startswith(self.LIST_BROKERS) else [queue],
             # One publish per subscriber: no task-sent event, no repr of the body
             # (Flower still shows the delivery from the worker's events).
