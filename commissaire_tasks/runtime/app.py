@@ -105,6 +105,8 @@ class CommissaireCelery(Celery):  # type: ignore[misc]
     broker_routes: BrokerRoutes
     #: queue name -> the service served from it
     service_queues: dict[str, str]
+    #: The app's route: ``route_call(name, args, kwargs, options)`` (Celery's router calls it)
+    route_call: Any
 
     #: Calls carry the backend's ``reply_to`` (the lean result path's reply list).
     replies_to_lists = True
@@ -190,7 +192,8 @@ def create_app(
     app.conf.task_queues = [
         spec.to_kombu(settings.exchange, settings.queue_type) for spec in _configured(settings)
     ]
-    app.conf.task_routes = (_route_for(app),)
+    app.route_call = _route_for(app)
+    app.conf.task_routes = (app.route_call,)
     startup.install(app)
     events.install(app)
     install_logging(app)

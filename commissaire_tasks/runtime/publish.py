@@ -30,6 +30,7 @@ from celery._state import get_current_worker_task
 from celery.result import EagerResult
 
 from ..errors import BrokerUnavailable, PayloadTooLarge, error_from_jsonrpc
+from . import lean_publish
 from .reprs import shown
 from .results import UNREACHABLE, failure_as_jsonrpc
 
@@ -61,7 +62,10 @@ def send(
     options.setdefault("argsrepr", shown(args))  # Celery's saferepr costs 20x more
     options.setdefault("kwargsrepr", shown(kwargs))
     try:
-        result = publish(name, args, kwargs, **options)
+        result = lean_publish.try_publish(app, name, args, kwargs, options)
+        if result is None:
+            result = publish(name, args, kwargs, **options)
+            lean_publish.declared(app, options)
     except UNREACHABLE as exc:
         raise BrokerUnavailable(name, str(exc)) from exc
     except RuntimeError as exc:  # Celery gave up subscribing to the result
