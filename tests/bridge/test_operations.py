@@ -8,6 +8,7 @@ bridge's start-up note recommends.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -53,6 +54,34 @@ def test_an_old_style_subscriber_gets_storage_changes_in_the_original_form(
         key, body = subscriber.get()
         assert key == "notify.storage.Host.created"
         assert body == {"event": "created", "class": "Host", "model": saved["result"]}
+        changed = {**host, "status": "unreachable"}
+        saved = client.request(
+            "storage.save", {"model_type_name": "Host", "model_json_data": changed}
+        )
+        assert "error" not in saved, saved
+        key, body = subscriber.get()
+        assert key == "notify.storage.Host.updated"
+        assert body == {"event": "updated", "class": "Host", "model": saved["result"]}
+        assert body["model"]["status"] == "unreachable"
+        # Cluster.hostset is hidden: the safe rendering leaves it out
+        cluster = {"name": f"c-{uuid.uuid4().hex}", "hostset": [address]}
+        saved = client.request(
+            "storage.save", {"model_type_name": "Cluster", "model_json_data": cluster}
+        )
+        assert "error" not in saved, saved
+        key, body = subscriber.get()
+        assert (key, body["event"], body["class"]) == (
+            "notify.storage.Cluster.created",
+            "created",
+            "Cluster",
+        )
+        assert body["model"]["name"] == cluster["name"]
+        assert "hostset" not in body["model"]
+        assert address not in json.dumps(body)
+        client.request("storage.delete", {"model_type_name": "Cluster", "model_json_data": cluster})
+        key, body = subscriber.get()
+        assert (key, body["model"]["name"]) == ("notify.storage.Cluster.deleted", cluster["name"])
+        assert "hostset" not in body["model"]
         client.request("storage.delete", {"model_type_name": "Host", "model_json_data": host})
         key, body = subscriber.get()
         assert (key, body["event"], body["model"]["address"]) == (
