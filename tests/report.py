@@ -27,6 +27,10 @@ ROWS = {
     "subscriber_kill": "subscriber SIGKILLed mid-callback",
     "warm_shutdown": "warm shutdown with a call in flight and 5 queued",
     "bad_input": "bad input (types, shapes, methods, bodies, task names; pickle, headers, size)",
+    # Dead letters (tests/runtime/test_dead_letters.py): raw garbage on a live queue.
+    "dead_letters_redis": "raw entries pushed onto a live Redis queue (hypothesis)",
+    "dead_letters_rabbitmq": "raw messages published onto a live RabbitMQ queue (hypothesis)",
+    # (end of the dead-letter rows)
     "drain": "10,000 queued calls drained",
 }
 COLUMNS = ("sent", "completed", "lost", "duplicated")

@@ -8,7 +8,10 @@ bridge's start-up note recommends.
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +34,8 @@ from tests.bridge.deployment import (
 )
 from tests.bridge_client import OriginalClient, OriginalSubscriber
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_an_old_style_subscriber_gets_storage_changes_in_the_original_form(
     client: OriginalClient, deployment: Deployment
@@ -49,10 +54,40 @@ def test_an_old_style_subscriber_gets_storage_changes_in_the_original_form(
         key, body = subscriber.get()
         assert key == "notify.storage.Host.created"
         assert body == {"event": "created", "class": "Host", "model": saved["result"]}
+        changed = {**host, "status": "unreachable"}
+        saved = client.request(
+            "storage.save", {"model_type_name": "Host", "model_json_data": changed}
+        )
+        assert "error" not in saved, saved
+        key, body = subscriber.get()
+        assert key == "notify.storage.Host.updated"
+        assert body == {"event": "updated", "class": "Host", "model": saved["result"]}
+        assert body["model"]["status"] == "unreachable"
+        # Cluster.hostset is hidden: the safe rendering leaves it out
+        cluster = {"name": f"c-{uuid.uuid4().hex}", "hostset": [address]}
+        saved = client.request(
+            "storage.save", {"model_type_name": "Cluster", "model_json_data": cluster}
+        )
+        assert "error" not in saved, saved
+        key, body = subscriber.get()
+        assert (key, body["event"], body["class"]) == (
+            "notify.storage.Cluster.created",
+            "created",
+            "Cluster",
+        )
+        assert body["model"]["name"] == cluster["name"]
+        assert "hostset" not in body["model"]
+        assert address not in json.dumps(body)
+        client.request("storage.delete", {"model_type_name": "Cluster", "model_json_data": cluster})
+        key, body = subscriber.get()
+        assert (key, body["model"]["name"]) == ("notify.storage.Cluster.deleted", cluster["name"])
+        assert "hostset" not in body["model"]
         client.request("storage.delete", {"model_type_name": "Host", "model_json_data": host})
         key, body = subscriber.get()
         assert (key, body["event"], body["model"]["address"]) == (
-            "notify.storage.Host.deleted", "deleted", address
+            "notify.storage.Host.deleted",
+            "deleted",
+            address,
         )
     finally:
         subscriber.close()
@@ -116,6 +151,41 @@ def test_up_starts_the_bridge_when_enabled_and_stops_it_with_the_workers(
     assert up.wait(60) == 0, output.read_text()
     assert "Bridge stopped" in output.read_text()
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_up_refuses_a_bridge_on_the_services_exchange_in_one_line_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMISSAIRE_")}
+    env.update(COMMISSAIRE_SERVICES="workers.simple", COMMISSAIRE_BRIDGE="on")  # both 'commissaire'
+    data = tmp_path / "data"
+    command = [sys.executable, "-m", "commissaire_tasks.cli", "up", "--data-dir", str(data)]
+    done = subprocess.run(
+        [*command, "--port", str(free_port())],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""  # no Redis, no worker, no bridge was started
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: COMMISSAIRE_BRIDGE=on, but the bridge and the services both ")
+    assert "COMMISSAIRE_EXCHANGE=commissaire-tasks" in line
+    assert not data.exists()
+    helped = subprocess.run(
+        [*command[:3], "bridge", "--help"], capture_output=True, text=True, timeout=60
+    )
+    text = " ".join(helped.stdout.split())  # as wrapped for any terminal width
+    assert "default 'commissaire'" in text
+    assert "the bus exchange" not in text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Path) -> None:
