@@ -4,8 +4,9 @@ A Host saved for the first time reaches it as a storage notification, which is a
 durable task in its queue: a host created while no investigator runs is
 investigated when one starts. ``investigate`` runs an investigation again (after
 credentials were fixed, say) and returns the host as saved; a second one for a host
-while one runs is refused (:class:`.InvestigationInProgress`, -32603), and a created
-host whose investigation is already running is left to it (coalesced).
+while one runs is refused (:class:`~commissaire_tasks.errors.InvestigationInProgress`,
+-32051), and a created host whose investigation is already running is left to it
+(coalesced).
 
 Config (JSON file): ``command_sets_dir`` (replaces the packaged command sets),
 ``registry_mirror``, ``flannel_key_prefix``, ``etcd_endpoints``, ``ssh_timeout_s``
