@@ -29,6 +29,7 @@ from commissaire_tasks.storage.client import NOTIFY_EVENT_CREATED, StorageClient
 from .commands import load_command_sets
 from .coordination import coordination_redis
 from .investigation import Investigation, InvestigationInProgress
+from .keys import remove_leftovers_at_start
 from .known_hosts import KnownHosts
 from .records import HostRecords
 
@@ -97,3 +98,6 @@ class InvestigatorService(CommissaireService):
             return False
         self.bus.call("container.register_node", cluster.container_manager, host.address)
         return True
+
+
+remove_leftovers_at_start(InvestigatorService.name)
