@@ -26,6 +26,7 @@ ROWS = {
     "redis_restart": "Redis stopped under load, restarted",
     "subscriber_kill": "subscriber SIGKILLed mid-callback",
     "warm_shutdown": "warm shutdown with a call in flight and 5 queued",
+    "warm_shutdown_sigint": "the same, by Ctrl-C (SIGINT to the worker and its pool)",
     "bad_input": "bad input (types, shapes, methods, bodies, task names; pickle, headers, size)",
     "drain": "10,000 queued calls drained",
 }
