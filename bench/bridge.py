@@ -102,7 +102,8 @@ def measure_bridge(
     worker.env = env
     bridge_log = log_dir / "bridge.log"
     bridge: subprocess.Popen[bytes] | None = None
-    app = create_app(Settings(broker_url=broker, call_timeout_s=timeout_s), services=())
+    settings = Settings(broker_url=broker, exchange=env[ENV_EXCHANGE], call_timeout_s=timeout_s)
+    app = create_app(settings, services=())
     try:
         worker.start()
         bridge = _start_bridge(env, bridge_log)
