@@ -128,9 +128,13 @@ def test_the_beat_checks_hosts_every_interval_a_deleted_one_no_more_and_a_second
         assert "another watcher beat is running" in refusal
 
         storage.delete(Host.new(address=address))
-        checks_before = host_workers["services"].log().count(f"check {address}:")
-        time.sleep(3)  # three rounds at interval_s 1
-        checks_after = host_workers["services"].log().count(f"check {address}:")
+        log = host_workers["services"].log
+        checks_before, rounds = log().count(f"check {address}:"), log().count("watch round:")
+        deadline = time.monotonic() + 30
+        while log().count("watch round:") < rounds + 3:  # three rounds after the delete
+            assert time.monotonic() < deadline, log()[-3000:]
+            time.sleep(0.2)
+        checks_after = log().count(f"check {address}:")
     finally:
         running.terminate()
         running.wait(30)

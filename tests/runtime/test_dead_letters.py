@@ -52,7 +52,9 @@ foreign_types = st.sampled_from(
 )
 
 
-@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+@pytest.fixture(
+    scope="module", params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
+)
 def attack(
     request: pytest.FixtureRequest,
     redis_server: RedisServer,

@@ -22,7 +22,7 @@ import pytest
 from commissaire_tasks.testing import RedisServer, free_port
 from tests.ledger import Ledger, restart_under_load
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.rabbitmq]
 
 #: Seconds every call sent before the restart gets to complete once RabbitMQ is back.
 BOUND_S = 30.0

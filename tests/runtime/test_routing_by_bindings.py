@@ -70,7 +70,9 @@ class Broker:
                 return None
 
 
-@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+@pytest.fixture(
+    scope="module", params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
+)
 def broker(request: pytest.FixtureRequest, redis_server: RedisServer) -> Broker:
     if request.param == "redis":
         return Broker("redis", redis_server.url, None)

@@ -163,7 +163,7 @@ def test_a_failover_under_load_loses_only_what_asynchronous_replication_may_lose
     sent = 60
     with worker:
         results = [bus.send(f"ledger_{run}.work", run, token, 0.05) for token in range(sent)]
-        time.sleep(0.5)
+        wait_until(lambda: len(done_tokens(record, run)) >= 5, 30, "the first calls to complete")
         old_master = sentinels.master.port
         assert sentinels.master.process is not None
         sentinels.master.process.kill()  # a crash: no shutdown, no last write of the file
