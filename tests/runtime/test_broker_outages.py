@@ -13,21 +13,16 @@ import json
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from commissaire_tasks import models
 from commissaire_tasks.app import create_app
-from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
-from commissaire_tasks.errors import BrokerUnavailable, StorageLookupError
-from commissaire_tasks.storage.client import StorageClient
-from commissaire_tasks.testing import RedisServer, WorkerProcess
+from commissaire_tasks.errors import BrokerUnavailable
+from commissaire_tasks.testing import RedisServer
 from tests.ledger import (
     DUPLICATED_AT_MOST,
     Ledger,
@@ -269,75 +264,3 @@ def test_a_result_stored_while_its_caller_reconnects_still_reaches_the_caller(
     waiter.join(30)
     assert stored, repr(waiter.outcome)
     assert waiter.outcome == 42
-
-
-def test_storage_notifications_sent_around_a_redis_restart_all_reach_the_subscriber(
-    aof_redis: RedisServer, redis_server: RedisServer, tmp_path: Path
-) -> None:
-    url = aof_redis.url
-    record_url = redis_server.url.rsplit("/", 1)[0] + "/10"
-    record = redis.Redis.from_url(record_url)
-    storage = WorkerProcess(broker_url=url, app="workers.storage", concurrency=2, log_dir=tmp_path)
-    watch = WorkerProcess(
-        broker_url=url,
-        queues=["watch"],
-        log_dir=tmp_path,
-        env={"COMMISSAIRE_SERVICES": "tests.subscribers", "TEST_RECORD_URL": record_url},
-    )
-    client = StorageClient(Bus(create_app(load_settings().replace(broker_url=url))), timeout=20)
-
-    def deliveries(host: models.Host) -> list[list[str]]:
-        entries = record.lrange(f"deliveries:Host:{host.address}", 0, -1)
-        return [entry.decode().split() for entry in entries]
-
-    def wait_until(condition: Callable[[], bool], timeout_s: float) -> float:
-        started = time.monotonic()
-        while not condition() and time.monotonic() - started < timeout_s:
-            time.sleep(0.1)
-        return time.monotonic() - started
-
-    hosts = [models.Host.new(address=f"o-{uuid.uuid4().hex[:8]}") for _ in range(40)]
-    with storage, watch:
-        probe = client.save(models.Host.new(address=f"probe-{uuid.uuid4().hex[:8]}"))
-        assert wait_until(lambda: bool(deliveries(probe)), 20) < 20  # the subscription is in
-        saving = Waiter(lambda: [_save_or_error(client, host) for host in hosts])
-        saving.start()
-        wait_until(lambda: len(record.keys("deliveries:Host:o-*")) >= 10, 20)
-        aof_redis.stop()
-        time.sleep(2)
-        aof_redis.start()
-        restarted = time.monotonic()
-        saving.join(60)
-        stored = [h for h in hosts if _exists(client, h)]
-        wait_until(lambda: all(deliveries(h) for h in stored), BOUND_S)
-        seconds = time.monotonic() - restarted
-        time.sleep(1)  # let a late duplicate show itself
-        log = watch.log()
-    outcomes = Counter(type(o).__name__ for o in saving.outcome)
-    found = {h.address: deliveries(h) for h in stored}
-    token_figures(
-        "storage notifications across a restart",
-        len(stored),
-        [i for i, h in enumerate(stored) for _ in found[h.address]],
-        attempted=len(hosts),
-        seconds_after_restart=round(seconds, 2),
-    )
-    print(f"[outages] save outcomes: {dict(outcomes)}")
-    assert all(found[h.address] for h in stored), log[-3000:]
-    for entries in found.values():  # a duplicate is the same change again: the gate drops it
-        assert {(e[0], e[1], e[2]) for e in entries} == {("watch", "created", "1")}
-
-
-def _save_or_error(client: StorageClient, host: models.Host) -> Any:
-    try:
-        return client.save(host)
-    except Exception as exc:  # noqa: BLE001 - counted by the test
-        return exc
-
-
-def _exists(client: StorageClient, host: models.Host) -> bool:
-    try:
-        client.get(host)
-    except StorageLookupError:
-        return False
-    return True
