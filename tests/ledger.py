@@ -211,6 +211,8 @@ class Restart:
     #: time (a call never completed is left out: it counts as lost).
     seconds: float
     log: str
+    #: The callers' handles of the calls sent (``AsyncResult``), in token order.
+    results: list[Any]
 
     @property
     def lost(self) -> int:
@@ -270,8 +272,7 @@ def restart_under_load(
     delay; a stop after the last call would prove nothing, so it fails the test.
     """
     with ledger.worker(concurrency=2) as worker:
-        for token in range(sent):
-            ledger.send(token, seconds=0.05)
+        results = [ledger.send(token, seconds=0.05) for token in range(sent)]
         wait_until(
             lambda: len(ledger.tokens()) >= DONE_BEFORE_STOP and ledger.running(),
             30,
@@ -293,4 +294,5 @@ def restart_under_load(
             done_at_start,
             ledger.last_first_completion(range(sent)) - started,
             worker.log(),
+            results,
         )
