@@ -40,6 +40,18 @@ ROWS = {
 }
 COLUMNS = ("sent", "completed", "lost", "duplicated")
 
+#: Broker restarts and failover (``tests/runtime/test_broker_outages.py``,
+#: ``test_rabbitmq_outages.py``, ``test_sentinel.py``), after the rows above.
+OUTAGE_ROWS = {
+    "redis_restart_load": "Redis (AOF) restarted under load, down 2 s",
+    "redis_restart_callers": "callers blocked in get(), bus.call, call_many across a Redis restart",
+    "redis_sigkill_aof": "Redis (AOF, appendfsync always) SIGKILLed under load, started again",
+    "rabbitmq_restart_load": "RabbitMQ node restarted under load (quorum queues), down 2 s",
+    "rabbitmq_restart_classic": "RabbitMQ node restarted under load (classic durable queues)",
+    "sentinel_failover": "Redis Sentinel: master SIGKILLed under load, replica promoted",
+}
+ROWS.update(OUTAGE_ROWS)
+
 
 def report_path() -> Path:
     """The report file this process writes to."""

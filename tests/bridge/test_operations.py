@@ -3,7 +3,8 @@
 Each broker (the session's Redis; RabbitMQ in a vhost of its own) gets one real
 prefork worker and one ``commissaire-tasks bridge`` process; the services use
 an exchange of their own and the original clients publish to another, as the
-bridge's start-up note recommends.
+bridge's start-up note recommends. The broker restart happens on a broker of the
+test's own (a private Redis, or a private RabbitMQ node).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 from tests.bridge.deployment import (
@@ -33,6 +36,7 @@ from tests.bridge.deployment import (
     wait_for,
 )
 from tests.bridge_client import OriginalClient, OriginalSubscriber
+from tests.rabbit_node import private_rabbit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,14 +192,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Path) -> None:
-    """Redis only: the shared RabbitMQ node is never restarted (it serves other sessions)."""
-    server = RedisServer(appendonly=True, directory=tmp_path / "redis").start()
+@dataclass
+class RestartableBroker:
+    """A broker of the test's own that it may restart (the shared ones serve others)."""
+
+    url: str
+    backend: str | None
+    restart: Callable[[], Any]
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def own_broker(
+    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[RestartableBroker]:
+    """A private Redis (append-only file) or a private RabbitMQ node; results in Redis."""
+    if request.param == "redis":
+        with RedisServer(appendonly=True, directory=tmp_path / "redis") as server:
+            yield RestartableBroker(server.url, None, server.restart)
+        return
+    with private_rabbit() as node:
+
+        def restart() -> None:
+            node.ctl("stop_app")
+            node.ctl("start_app")
+
+        yield RestartableBroker(node.url, redis_server.url, restart)
+
+
+def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(
+    own_broker: RestartableBroker, redis_server: RedisServer, tmp_path: Path
+) -> None:
     unique = uuid.uuid4().hex[:8]
-    env = deployment_env(server.url, None, server.url, unique)
+    env = deployment_env(own_broker.url, own_broker.backend, redis_server.url, unique)
     env["COMMISSAIRE_SERVICES"] = "workers.simple"
     worker = WorkerProcess(
-        broker_url=server.url,
+        broker_url=own_broker.url,
+        result_backend=own_broker.backend,
         queues=["simple"],
         concurrency=2,
         env={"COMMISSAIRE_SERVICES": "workers.simple", "COMMISSAIRE_EXCHANGE": f"ct-{unique}"},
@@ -207,7 +239,7 @@ def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Pa
     stop = threading.Event()
 
     def traffic(number: int) -> None:
-        caller = OriginalClient(server.url, env["COMMISSAIRE_BRIDGE_EXCHANGE"])
+        caller = OriginalClient(own_broker.url, env["COMMISSAIRE_BRIDGE_EXCHANGE"])
         i = 0
         while not stop.is_set():
             i += 1
@@ -227,7 +259,7 @@ def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Pa
         for thread in threads:
             thread.start()
         wait_for(lambda: len(answered) >= 20, 20)
-        server.restart()
+        own_broker.restart()
         restarted = time.monotonic()
         log = tmp_path / "bridge.log"
 
@@ -250,4 +282,3 @@ def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Pa
         if bridge is not None:
             stop_process(bridge)
         worker.stop()
-        server.close()
