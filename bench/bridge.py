@@ -102,7 +102,8 @@ def measure_bridge(
     worker.env = env
     bridge_log = log_dir / "bridge.log"
     bridge: subprocess.Popen[bytes] | None = None
-    app = create_app(Settings(broker_url=broker, call_timeout_s=timeout_s), services=())
+    settings = Settings(broker_url=broker, exchange=env[ENV_EXCHANGE], call_timeout_s=timeout_s)
+    app = create_app(settings, services=())
     try:
         worker.start()
         bridge = _start_bridge(env, bridge_log)
@@ -248,8 +249,14 @@ def report_lines(row: dict[str, Any] | None) -> list[tuple[str, list[str]]]:
     return [
         (
             "bridge: round trip p50/p99 ms (direct)",
-            [f"{bridge['p50_ms']:.2f}/{bridge['p99_ms']:.2f} "
-             f"({direct['p50_ms']:.2f}/{direct['p99_ms']:.2f})", "", "", "", ""],
+            [
+                f"{bridge['p50_ms']:.2f}/{bridge['p99_ms']:.2f} "
+                f"({direct['p50_ms']:.2f}/{direct['p99_ms']:.2f})",
+                "",
+                "",
+                "",
+                "",
+            ],
         ),
         ("  bridge added latency p50 ms", [f"{row['added_p50_ms']:.2f}", "", "", "", ""]),
         (

@@ -342,9 +342,12 @@ def _add_bridge(commands: Any) -> None:
     bridge = commands.add_parser(
         "bridge",
         help="serve clients of the original Commissaire bus (JSON-RPC on the topic exchange)",
-        description="Consumes original-protocol requests ($COMMISSAIRE_BRIDGE_EXCHANGE, default "
-        "the bus exchange; bindings $COMMISSAIRE_BRIDGE_BINDINGS, default '#'), calls the "
-        "services and replies on each request's reply_to queue.",
+        description="Consumes original-protocol requests on the exchange the original clients "
+        "publish to ($COMMISSAIRE_BRIDGE_EXCHANGE, default 'commissaire'; bindings "
+        "$COMMISSAIRE_BRIDGE_BINDINGS, default '#'), calls the services and replies on each "
+        "request's reply_to queue. The services need an exchange of their own: their default is "
+        "'commissaire' too, so set $COMMISSAIRE_EXCHANGE (or --bus-exchange), e.g. to "
+        "commissaire-tasks.",
     )
     bridge.add_argument("--threads", type=_positive_int, default=None, help="calls at once")
     bridge.add_argument("--loglevel", "-l", default="INFO", help="log level (default INFO)")

@@ -10,6 +10,7 @@ from typing import Any
 from ._cli_common import app_for as _app_for
 from ._cli_common import describe_error as _describe_error
 from ._cli_common import positive_float as _positive_float
+from .config import ENV_RABBITMQ_API
 from .errors import BusError
 
 __all__ = ["add_inspect_commands"]
@@ -81,6 +82,7 @@ def _status(args: argparse.Namespace, environ: dict[str, str]) -> int:
         problems,
         args.services,
         ask_for_events=args.task_events,
+        rabbitmq_api=environ.get(ENV_RABBITMQ_API) or None,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

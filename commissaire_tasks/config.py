@@ -54,6 +54,8 @@ ENV_BRIDGE_EXCHANGE = "COMMISSAIRE_BRIDGE_EXCHANGE"
 ENV_LEGACY_NOTIFICATIONS = "COMMISSAIRE_LEGACY_NOTIFICATIONS"
 #: The Redis master's name, for a ``sentinel://`` broker URL (broker, results and store).
 ENV_SENTINEL_MASTER = "COMMISSAIRE_SENTINEL_MASTER"
+#: RabbitMQ's management API, where ``status`` lists queues (default: broker host, port 15672).
+ENV_RABBITMQ_API = "COMMISSAIRE_RABBITMQ_API"
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_EXCHANGE = "commissaire"

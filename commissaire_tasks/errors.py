@@ -21,7 +21,8 @@
         ├── PayloadTooLarge      -32010
         ├── StorageLookupError   -20000
         ├── ContainerManagerError -20001
-        └── ClusterBusy          -32050
+        ├── ClusterBusy          -32050
+        └── InvestigationInProgress -32051
 
 A failed call travels as a JSON-RPC error object ``{code, message, data}`` where
 ``data["exception"]`` names the original exception type. :func:`error_from_jsonrpc`
@@ -56,6 +57,7 @@ __all__ = [
     "StorageLookupError",
     "ContainerManagerError",
     "ClusterBusy",
+    "InvestigationInProgress",
     "jsonrpc_error",
     "error_from_jsonrpc",
 ]
@@ -207,6 +209,16 @@ class ClusterBusy(RemoteProcedureCallError):
     code = -32050
 
 
+class InvestigationInProgress(RemoteProcedureCallError):
+    """Raised when a host is investigated while another investigation of it runs.
+
+    ``data`` holds ``address``; the message says when the running one's lock expires
+    at most (if its worker died).
+    """
+
+    code = -32051
+
+
 _RPC_ERRORS: dict[str, type[RemoteProcedureCallError]] = {
     cls.__name__: cls
     for cls in (
@@ -220,6 +232,7 @@ _RPC_ERRORS: dict[str, type[RemoteProcedureCallError]] = {
         StorageLookupError,
         ContainerManagerError,
         ClusterBusy,
+        InvestigationInProgress,
     )
 }
 _RPC_ERRORS_BY_CODE = {cls.code: cls for cls in _RPC_ERRORS.values() if cls is not InternalError}

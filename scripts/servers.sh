@@ -46,6 +46,22 @@ ensure_rabbitmq() {
   fi
   rabbitmqctl -q status >/dev/null 2>&1 \
     || { server_missing RabbitMQ "is not running (rabbitmqctl status fails)"; return 1; }
+  ensure_rabbitmq_management
+}
+
+ensure_rabbitmq_management() {
+  # `status` lists RabbitMQ's queues through the management plugin's HTTP API (port 15672);
+  # the tests check it. Enabling it is online (no restart) and recorded in enabled_plugins.
+  if ! rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1; then
+    echo "enabling RabbitMQ's management plugin" >&2
+    rabbitmq-plugins -q enable rabbitmq_management >/dev/null \
+      || { server_missing "RabbitMQ's management plugin" "could not be enabled"; return 1; }
+  fi
+  for _ in $(seq 30); do
+    (exec 3<>/dev/tcp/127.0.0.1/15672) 2>/dev/null && return 0
+    sleep 1
+  done
+  server_missing "RabbitMQ's management API" "does not answer on 127.0.0.1:15672"
 }
 
 ensure_postgresql() {

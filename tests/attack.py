@@ -41,7 +41,12 @@ class Attack:
         self.bus = Bus(create_app(settings_, services=()))
         self.broker_url = broker_url
         self.connection = Connection(broker_url)
+        #: Raw inputs pushed, those whose checks all passed, and valid calls answered.
         self.tried = 0
+        self.handled = 0
+        self.answered = 0
+        #: Names of the test functions that ran against this attack.
+        self.ran: set[str] = set()
         self.worker: WorkerProcess | None = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -83,6 +88,7 @@ class Attack:
         assert self.answer(second) == "after"
         wait_for(lambda: self.dead() == before + dead_letters)
         self.assert_alive()
+        self.handled += 1
 
     def assert_alive(self) -> None:
         assert self.worker is not None and self.worker.process is not None
@@ -94,7 +100,9 @@ class Attack:
         process: Any = self.worker.process  # type: ignore[union-attr]
         wait_for(lambda: result.ready() or process.poll() is not None, 15.0)
         self.assert_alive()
-        return result.get(timeout=1)
+        answer = result.get(timeout=1)
+        self.answered += 1
+        return answer
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:

@@ -29,7 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("COMMISSAIRE_CALL_TIMEOUT", "20")
     os.environ.setdefault("COMMISSAIRE_SECRETS_KEY", "8c4cOlEihStQz1A0l7Q8a6BJIf9uXiL4v7zE2bkZp2s=")
     if not hasattr(config, "workerinput"):  # the controller, under pytest-xdist
-        report.reset()  # the reliability figures of this session only
+        report.reset(full_run=report.runs_whole_suite(config))  # this session's figures only
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

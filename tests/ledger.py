@@ -168,6 +168,14 @@ class Ledger:
             runs=dict(runs),
         )
 
+    def last_first_completion(self, tokens: range) -> float:
+        """When (``time.time()``) the last of ``tokens`` to complete first completed."""
+        first: dict[int, float] = {}
+        for entry in self.done():
+            if entry["token"] in tokens:
+                first.setdefault(entry["token"], entry["t"])
+        return max(first.values(), default=0.0)
+
     def wait_all_done(self, tokens: range, timeout_s: float) -> Outcome:
         """Wait until every token completed at least once (or time runs out), then count."""
         try:
@@ -199,30 +207,54 @@ class Restart:
     tokens: list[int]
     done_at_stop: int
     done_at_start: int
-    #: Seconds from the broker's start until every call had completed once.
+    #: Seconds from the broker's start until the last call sent completed for the first
+    #: time (a call never completed is left out: it counts as lost).
     seconds: float
     log: str
+    #: The callers' handles of the calls sent (``AsyncResult``), in token order.
+    results: list[Any]
+
+    @property
+    def lost(self) -> int:
+        return self.sent - len(set(self.tokens))
+
+    @property
+    def duplicated(self) -> int:
+        return len(self.tokens) - len(set(self.tokens))
 
     def figures(self, name: str) -> dict[str, float]:
         return token_figures(
             name,
             self.sent,
             self.tokens,
+            lost=self.lost,
             done_at_stop=self.done_at_stop,
             done_during_outage=self.done_at_start - self.done_at_stop,
             seconds_after_restart=round(self.seconds, 2),
         )
 
-    def assert_only_calls_cut_by_the_outage_ran_twice(self) -> None:
-        """A call may run twice only if its first run ended around the outage (its
-        acknowledgement could not reach the broker)."""
+    def assert_only_calls_cut_by_the_outage_ran_twice(self, at_most: int) -> None:
+        """At most ``at_most`` calls ran twice, none more, and only calls whose first run
+        ended around the outage (their acknowledgement could not reach the broker)."""
         first_runs = {token: self.tokens.index(token) for token in set(self.tokens)}
-        for token, count in Counter(self.tokens).items():
+        counts = Counter(self.tokens)
+        assert self.duplicated <= at_most, (self.duplicated, self.tokens)
+        assert max(counts.values(), default=1) <= 2, counts
+        for token, count in counts.items():
             if count > 1:
                 assert self.done_at_stop - 2 <= first_runs[token] < self.done_at_start + 2, (
                     token,
                     self.tokens,
                 )
+
+
+#: Calls a broker restart may run twice in :func:`restart_under_load`: per pool process
+#: (2), the call it was running and the one it had just finished when the broker went
+#: away (their acknowledgements could not reach it).
+DUPLICATED_AT_MOST = 4
+#: Completions a restart test waits for before it stops the broker: the worker is
+#: then in full flow (its prefetch filled, its pool busy).
+DONE_BEFORE_STOP = 10
 
 
 def restart_under_load(
@@ -233,18 +265,34 @@ def restart_under_load(
     bound_s: float = 30.0,
 ) -> Restart:
     """Send ``sent`` short calls to two worker processes, ``stop`` the broker mid-load
-    for 2 s, ``start`` it, and wait (up to ``bound_s``) until every call completed."""
+    for 2 s, ``start`` it, and wait (up to ``bound_s``) until every call completed.
+
+    The stop comes at a proven moment: once :data:`DONE_BEFORE_STOP` calls completed
+    and the ledger shows one running (started, not completed), never after a guessed
+    delay; a stop after the last call would prove nothing, so it fails the test.
+    """
     with ledger.worker(concurrency=2) as worker:
-        for token in range(sent):
-            ledger.send(token, seconds=0.05)
-        time.sleep(0.5)
+        results = [ledger.send(token, seconds=0.05) for token in range(sent)]
+        wait_until(
+            lambda: len(ledger.tokens()) >= DONE_BEFORE_STOP and ledger.running(),
+            30,
+            f"{DONE_BEFORE_STOP} calls completed and one running",
+        )
         done_at_stop = len(ledger.tokens())
         stop()
+        assert done_at_stop < sent, "the broker stopped after the load had ended"
         time.sleep(2)
         done_at_start = len(ledger.tokens())
         start()
-        started = time.monotonic()
+        started = time.time()
         ledger.wait_all_done(range(sent), bound_s)
-        seconds = time.monotonic() - started
         time.sleep(1)  # let a late duplicate show itself
-        return Restart(sent, ledger.tokens(), done_at_stop, done_at_start, seconds, worker.log())
+        return Restart(
+            sent,
+            ledger.tokens(),
+            done_at_stop,
+            done_at_start,
+            ledger.last_first_completion(range(sent)) - started,
+            worker.log(),
+            results,
+        )

@@ -4,7 +4,9 @@ Each test calls :func:`record` with the figures it has just asserted, so the
 README's "Reliability report" table is generated from what the tests proved
 (``python -m tests.report`` prints it as markdown), never typed by hand. The file
 is ``$COMMISSAIRE_RELIABILITY_REPORT`` or ``reliability-report.json`` in the
-checkout; a test session starts it afresh (see ``tests/conftest.py``).
+checkout; a test session starts it afresh (see ``tests/conftest.py``), noting
+whether it runs the whole suite: ``python -m tests.report --require-all`` then fails
+when a row was not written, so a reliability test that did not run fails CI.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 #: Where the report goes unless ``$COMMISSAIRE_RELIABILITY_REPORT`` says otherwise.
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "reliability-report.json"
 
@@ -26,10 +30,27 @@ ROWS = {
     "redis_restart": "Redis stopped under load, restarted",
     "subscriber_kill": "subscriber SIGKILLed mid-callback",
     "warm_shutdown": "warm shutdown with a call in flight and 5 queued",
+    "warm_shutdown_sigint": "the same, by Ctrl-C (SIGINT to the worker and its pool)",
     "bad_input": "bad input (types, shapes, methods, bodies, task names; pickle, headers, size)",
+    # Dead letters (tests/runtime/test_dead_letters.py): raw garbage on a live queue.
+    "dead_letters_redis": "raw entries pushed onto a live Redis queue (hypothesis)",
+    "dead_letters_rabbitmq": "raw messages published onto a live RabbitMQ queue (hypothesis)",
+    # (end of the dead-letter rows)
     "drain": "10,000 queued calls drained",
 }
 COLUMNS = ("sent", "completed", "lost", "duplicated")
+
+#: Broker restarts and failover (``tests/runtime/test_broker_outages.py``,
+#: ``test_rabbitmq_outages.py``, ``test_sentinel.py``), after the rows above.
+OUTAGE_ROWS = {
+    "redis_restart_load": "Redis (AOF) restarted under load, down 2 s",
+    "redis_restart_callers": "callers blocked in get(), bus.call, call_many across a Redis restart",
+    "redis_sigkill_aof": "Redis (AOF, appendfsync always) SIGKILLed under load, started again",
+    "rabbitmq_restart_load": "RabbitMQ node restarted under load (quorum queues), down 2 s",
+    "rabbitmq_restart_classic": "RabbitMQ node restarted under load (classic durable queues)",
+    "sentinel_failover": "Redis Sentinel: master SIGKILLed under load, replica promoted",
+}
+ROWS.update(OUTAGE_ROWS)
 
 
 def report_path() -> Path:
@@ -37,10 +58,18 @@ def report_path() -> Path:
     return Path(os.environ.get("COMMISSAIRE_RELIABILITY_REPORT") or DEFAULT_PATH)
 
 
-def reset() -> None:
-    """Start an empty report (at the start of a test session)."""
+def runs_whole_suite(config: pytest.Config) -> bool:
+    """True when no paths, -k, -m, --deselect or --ignore narrowed the session (CI's run)."""
+    option = config.option
+    narrowed = (option.keyword, option.markexpr, option.deselect, option.ignore)
+    return config.args_source == pytest.Config.ArgsSource.TESTPATHS and not any(narrowed)
+
+
+def reset(full_run: bool = False) -> None:
+    """Start an empty report (at the start of a test session); ``full_run``: the session
+    runs the whole suite, so every row must be written."""
     path = report_path()
-    path.write_text(json.dumps({"rows": {}}, indent=2) + "\n")
+    path.write_text(json.dumps({"rows": {}, "full_run": full_run}, indent=2) + "\n")
 
 
 def load(path: Path | None = None) -> dict[str, Any]:
@@ -79,19 +108,37 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def missing(report: dict[str, Any]) -> list[str]:
+    """The rows of :data:`ROWS` no test wrote."""
+    return [row for row in ROWS if row not in report["rows"]]
+
+
 def _cell(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.report [FILE]``: print the table from FILE (default: the report)."""
+    """``python -m tests.report [--require-all] [FILE]``: print the table from FILE
+    (default: the report). With ``--require-all``, exit 1 when the session ran the whole
+    suite and a row is missing (a partial run, with paths, -k or -m, is not held to it).
+    """
     args = sys.argv[1:] if argv is None else argv
+    require_all = "--require-all" in args
+    args = [arg for arg in args if arg != "--require-all"]
     path = Path(args[0]) if args else report_path()
     if not path.exists():
         print(f"no reliability report at {path}", file=sys.stderr)
         return 1
-    print(render(load(path)))
-    return 0
+    report = load(path)
+    print(render(report))
+    absent = missing(report)
+    if not (require_all and absent):
+        return 0
+    if not report.get("full_run"):
+        print(f"partial run: {len(absent)} row(s) not run, not required", file=sys.stderr)
+        return 0
+    print(f"the whole suite ran but wrote no row for: {', '.join(absent)}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

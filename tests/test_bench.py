@@ -32,6 +32,7 @@ ROWS = {
     "rabbitmq",
     "storage",
     "memory",
+    "bridge",
 }
 PAIRS = {"framework/bare_identical", "framework/bare_default"}
 
@@ -161,6 +162,10 @@ def test_quick_bench_writes_every_row_with_numeric_ratios(
     assert is_number(rabbit["throughput"]["ratios"]["framework/bare_default"])
     assert all(is_number(v["p50"]) for v in rabbit["vs_redis"].values())
     assert_storage_row(rows["storage"])
+    bridge = rows["bridge"]  # the bench runs on its own Redis here, so the row is measured
+    assert is_number(bridge["added_p50_ms"])
+    for path in ("direct", "bridge"):
+        assert all(is_number(bridge[path][k]) for k in ("p50_ms", "p99_ms", "calls_per_s"))
 
     quiet = rows["events_off"]
     assert is_number(quiet["p50_ms"]["framework_quiet"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,23 @@ from tests.report import record
 
 pytestmark = pytest.mark.reliability
 
-#: The README promises BrokerUnavailable "after about 3 s" for a call made while
-#: Redis is down; this is how late it may come on a loaded 2-core machine.
-OUTAGE_FAILURE_LIMIT_S = 6.0
+#: The timeout of each call made while Redis is down: it must get BrokerUnavailable
+#: within it (README, "Broker outages": "within its timeout, never a hang").
+OUTAGE_CALL_TIMEOUT_S = 3.0
+#: How much later than its timeout the error may reach the caller: raising and
+#: unwinding the failed publish or subscribe, plus scheduling delays on a loaded
+#: 2-core machine. Well under a second retry round, so a call that outlives its
+#: timeout (waits for the broker to come back, retries once more) still fails the test.
+OUTAGE_MARGIN_S = 1.0
+OUTAGE_FAILURE_LIMIT_S = OUTAGE_CALL_TIMEOUT_S + OUTAGE_MARGIN_S
+
+
+def seconds_to_broker_unavailable(call: Callable[[], object]) -> float:
+    """How long ``call`` took to raise BrokerUnavailable (it must raise just that)."""
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable):
+        call()
+    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -104,17 +118,20 @@ def test_a_broker_restart_under_load_loses_nothing_and_a_call_during_the_outage_
             ledger.send(token, seconds=0.2)  # counted in the ledger, not by their waiters
         ledger.wait_running(pool, fresh_s=0.15)
         private_redis.stop()
-        outage_started = time.monotonic()
-        with pytest.raises(BrokerUnavailable):
-            ledger.bus.call(ledger.key("work"), ledger.run, 1000, timeout=3)
-        failed_after_s = time.monotonic() - outage_started
+        failed_after_s = seconds_to_broker_unavailable(
+            lambda: ledger.bus.call(
+                ledger.key("work"), ledger.run, 1000, timeout=OUTAGE_CALL_TIMEOUT_S
+            )
+        )
         time.sleep(max(0.0, 2.0 - failed_after_s))  # the outage itself lasts 2 s
         private_redis.start()
         results = [ledger.send(token) for token in after]
         assert sorted(r.get(timeout=60) for r in results) == list(after)
         outcome = ledger.wait_all_done(range(40), timeout_s=60)
     twice = {token for token, runs in outcome.runs.items() if runs > 1}
-    assert failed_after_s < OUTAGE_FAILURE_LIMIT_S
+    assert failed_after_s < OUTAGE_FAILURE_LIMIT_S, (
+        f"BrokerUnavailable after {failed_after_s:.1f} s"
+    )
     assert 1000 not in {s["token"] for s in ledger.started()}  # the refused call never ran
     assert (outcome.sent, outcome.completed, outcome.lost) == (40, 40, 0)
     # Only calls sent before the outage (running or taken by the worker when the
@@ -142,12 +159,15 @@ def test_a_new_caller_gets_broker_unavailable_within_its_timeout_while_redis_is_
     # A caller that never reached the broker (Celery would retry subscribing for 20 s)
     ledger = Ledger(private_redis, tmp_path)
     private_redis.stop()
-    started = time.monotonic()
-    with pytest.raises(BrokerUnavailable):
-        ledger.bus.call(ledger.key("work"), ledger.run, 0, timeout=3)
-    assert time.monotonic() - started < OUTAGE_FAILURE_LIMIT_S
-    with pytest.raises(BrokerUnavailable):
-        ledger.bus.call_many(ledger.key("work"), [[ledger.run, t] for t in range(10)], timeout=3)
-    with pytest.raises(BrokerUnavailable):
-        ledger.bus.notify_many(ledger.key("work"), [[ledger.run, t] for t in range(10)])
-    assert time.monotonic() - started < 3 * OUTAGE_FAILURE_LIMIT_S
+    work, batch = ledger.key("work"), [[ledger.run, t] for t in range(10)]
+    took = {
+        "call": seconds_to_broker_unavailable(
+            lambda: ledger.bus.call(work, ledger.run, 0, timeout=OUTAGE_CALL_TIMEOUT_S)
+        ),
+        "call_many": seconds_to_broker_unavailable(
+            lambda: ledger.bus.call_many(work, batch, timeout=OUTAGE_CALL_TIMEOUT_S)
+        ),
+        # notify_many has no timeout: it is held to the same bound as the others.
+        "notify_many": seconds_to_broker_unavailable(lambda: ledger.bus.notify_many(work, batch)),
+    }
+    assert all(seconds < OUTAGE_FAILURE_LIMIT_S for seconds in took.values()), took

@@ -17,7 +17,7 @@ from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import CallTimeout
-from commissaire_tasks.testing import RedisServer
+from commissaire_tasks.testing import RedisServer, WorkerProcess
 from tests.conftest import Background
 from tests.ledger import Ledger, wait_until
 from tests.report import record
@@ -116,16 +116,36 @@ def unacked_calls(broker: RedisServer, call_ids: set[str]) -> list[str]:
     return [i for i in call_ids if any(i.encode() in entry for entry in entries)]
 
 
+def interrupt(worker: WorkerProcess) -> int:
+    """Ctrl-C in the worker's terminal: SIGINT to the worker and its pool processes at
+    once (a terminal signals its whole foreground process group). Returns the exit code."""
+    assert worker.process is not None
+    for pid in [worker.pid, *worker.pool_pids()]:
+        os.kill(pid, signal.SIGINT)
+    code = worker.process.wait(30)
+    worker.process = None
+    return code
+
+
+#: How each warm shutdown is asked for, and the exit code ``celery worker`` gives then.
+WARM_STOPS: dict[str, tuple[Callable[[WorkerProcess], int | None], int]] = {
+    "SIGTERM": (WorkerProcess.stop, 0),
+    "SIGINT": (interrupt, 1),
+}
+
+
 @pytest.mark.reliability
+@pytest.mark.parametrize("signame", list(WARM_STOPS))
 def test_warm_shutdown_finishes_the_call_in_flight_and_leaves_queued_calls_in_the_broker(
-    redis_server: RedisServer, tmp_path: Path
+    signame: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
+    stop, exit_code = WARM_STOPS[signame]
     ledger = Ledger(redis_server, tmp_path)
     worker = ledger.worker(concurrency=1).start()
     in_flight = ledger.send(0, seconds=2)
     ledger.wait_running(set(worker.pool_pids()), fresh_s=1.5)
     queued = [ledger.send(token) for token in range(1, 6)]
-    assert worker.stop() == 0
+    assert stop(worker) == exit_code
     assert in_flight.get(timeout=5) == 0
     # The queued calls ran nowhere and are back in the queue, none held as unacknowledged.
     assert [d["token"] for d in ledger.done()] == [0]
@@ -136,7 +156,8 @@ def test_warm_shutdown_finishes_the_call_in_flight_and_leaves_queued_calls_in_th
     outcome = ledger.outcome(range(6))
     assert outcome.figures() == {"sent": 6, "completed": 6, "lost": 0, "duplicated": 0}
     record(
-        "warm_shutdown",
+        "warm_shutdown" if signame == "SIGTERM" else "warm_shutdown_sigint",
         **outcome.figures(),
-        notes="the running call finished; the 5 queued stayed in the queue for the next worker",
+        notes=f"{signame}: the running call finished; the 5 queued stayed in the queue for the "
+        "next worker",
     )

@@ -51,6 +51,7 @@ from celery import chord
 from commissaire_tasks.errors import ClusterBusy, ConfigurationError, InvalidParams
 from commissaire_tasks.hosts.commands import load_command_sets
 from commissaire_tasks.hosts.coordination import coordination_redis
+from commissaire_tasks.hosts.keys import remove_leftovers_at_start
 from commissaire_tasks.hosts.records import HostRecords
 from commissaire_tasks.message import Message
 from commissaire_tasks.models import Clusters
@@ -286,3 +287,4 @@ def _recover_at_start(app: Any, spec: Any, queue: str) -> None:
 
 
 add_startup_hook(_recover_at_start)
+remove_leftovers_at_start(ClusterExecService.name)

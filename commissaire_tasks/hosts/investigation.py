@@ -5,7 +5,7 @@ the facts (``os``, ``cpus``, ``memory``, ``space``, ``last_check``) with
 ``bootstrapping``; then ``disassociated``, or ``active`` once its cluster's container
 manager registered it. Any failure saves ``failed`` with ``reason`` (step, exit
 status, end of output). A second investigation of a host while one runs is refused
-with :class:`InvestigationInProgress`.
+with :class:`~commissaire_tasks.errors.InvestigationInProgress` (-32051).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from commissaire_tasks.errors import RemoteProcedureCallError, StorageLookupError
+from commissaire_tasks.errors import InvestigationInProgress, StorageLookupError
 from commissaire_tasks.models import Cluster, Host
 
 from .bootstrap import bootstrap_playbook, bootstrap_variables
@@ -39,10 +39,6 @@ DEFAULT_LOCK_TTL_S = 1800.0
 Progress = Callable[[int, int, str], None]
 #: Registers a ready host with its cluster's container manager; True when it did.
 Registrar = Callable[[Host, Cluster], bool]
-
-
-class InvestigationInProgress(RemoteProcedureCallError):
-    """Raised when a host is investigated while another investigation of it runs."""
 
 
 class _Failed(Exception):
@@ -191,4 +187,3 @@ class Investigation:
     @property
     def _lock_ttl_s(self) -> float:
         return float(self.config.get("investigation_lock_s", DEFAULT_LOCK_TTL_S))
-

@@ -4,8 +4,9 @@ A Host saved for the first time reaches it as a storage notification, which is a
 durable task in its queue: a host created while no investigator runs is
 investigated when one starts. ``investigate`` runs an investigation again (after
 credentials were fixed, say) and returns the host as saved; a second one for a host
-while one runs is refused (:class:`.InvestigationInProgress`, -32603), and a created
-host whose investigation is already running is left to it (coalesced).
+while one runs is refused (:class:`~commissaire_tasks.errors.InvestigationInProgress`,
+-32051), and a created host whose investigation is already running is left to it
+(coalesced).
 
 Config (JSON file): ``command_sets_dir`` (replaces the packaged command sets),
 ``registry_mirror``, ``flannel_key_prefix``, ``etcd_endpoints``, ``ssh_timeout_s``
@@ -28,6 +29,7 @@ from commissaire_tasks.storage.client import NOTIFY_EVENT_CREATED, StorageClient
 from .commands import load_command_sets
 from .coordination import coordination_redis
 from .investigation import Investigation, InvestigationInProgress
+from .keys import remove_leftovers_at_start
 from .known_hosts import KnownHosts
 from .records import HostRecords
 
@@ -96,3 +98,6 @@ class InvestigatorService(CommissaireService):
             return False
         self.bus.call("container.register_node", cluster.container_manager, host.address)
         return True
+
+
+remove_leftovers_at_start(InvestigatorService.name)

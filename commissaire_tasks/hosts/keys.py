@@ -3,14 +3,17 @@
 Each run gets ``<tmp>/commissaire-hosts-<uid>/run-<pid>-<random>`` (mode 0700) holding
 the key (mode 0600), the inventory, known hosts and Ansible's artifacts; the folder is
 removed when the run ends, however it ends. A process that died before cleaning up
-leaves its folder behind: the next run in any process removes folders whose pid is
-gone, so a crash never leaves a key on disk for longer than until the next run.
+leaves its folder behind: folders whose pid is gone are removed when a worker of a
+service that runs SSH starts (:func:`remove_leftovers_at_start`, a worker startup
+hook) and by the next run in any process, so a crash never leaves a key on disk for
+longer than until the next start or run.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import shutil
 import stat
@@ -18,6 +21,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from commissaire_tasks.runtime.registry import ServiceSpec
+from commissaire_tasks.runtime.startup import add_startup_hook
 
 __all__ = [
     "BadKeyError",
@@ -25,11 +32,16 @@ __all__ = [
     "private_folder",
     "process_gone",
     "remove_leftovers",
+    "remove_leftovers_at_start",
     "write_key",
 ]
 
+logger = logging.getLogger(__name__)
+
 #: File name of the private key inside a run folder.
 KEY_FILE = "id_key"
+#: Services whose starting workers remove leftover run folders.
+_SSH_SERVICES: set[str] = set()
 
 
 class BadKeyError(ValueError):
@@ -58,6 +70,23 @@ def remove_leftovers(base: Path | None = None) -> list[Path]:
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
+
+
+def remove_leftovers_at_start(service_name: str) -> None:
+    """Make a starting worker that hosts ``service_name`` remove dead processes' folders.
+
+    The removal runs in the worker's startup, before it consumes (a startup hook of
+    :mod:`commissaire_tasks.runtime.startup`), so a key left by a crash is gone once the
+    worker is back, whether or not it ever runs SSH again.
+    """
+    _SSH_SERVICES.add(service_name)
+    add_startup_hook(_remove_at_start)
+
+
+def _remove_at_start(app: Any, spec: ServiceSpec, queue: str) -> None:
+    if spec.name in _SSH_SERVICES:
+        for folder in remove_leftovers():
+            logger.info("Removed %s at start: left by a process that died", folder.name)
 
 
 @contextmanager

@@ -68,7 +68,20 @@ class HostRecords:
         return None
 
     def network_for(self, cluster: Cluster | None) -> Network:
-        """The cluster's network record (StorageLookupError if it is missing), or the default."""
+        """The network a host of ``cluster`` (None: of no cluster) is bootstrapped for.
+
+        The cluster's network record; the built-in default for a host in no cluster,
+        and for a cluster whose network is ``default`` when no record of that name is
+        stored (a cluster's network is ``default`` unless it names one, and the REST
+        front replaces an unknown name with it). Any other missing record raises
+        StorageLookupError.
+        """
+        default = Network.new(**DEFAULT_NETWORK)
         if cluster is None:
-            return Network.new(**DEFAULT_NETWORK)
-        return self.storage.get_network(cluster.network)
+            return default
+        try:
+            return self.storage.get_network(cluster.network)
+        except StorageLookupError:
+            if cluster.network == default.name:
+                return default
+            raise

@@ -27,7 +27,7 @@ from commissaire_tasks.service import CommissaireService
 from commissaire_tasks.storage.client import NOTIFY_EVENT_DELETED, StorageClient, on_storage_change
 
 from .coordination import KEY_PREFIX, RedisLock, coordination_redis
-from .keys import BadKeyError
+from .keys import BadKeyError, remove_leftovers_at_start
 from .known_hosts import KnownHosts
 from .records import HostGone, HostRecords, now, reason
 from .runner import PlaybookResult, run_playbook
@@ -142,3 +142,5 @@ class WatcherService(CommissaireService):
     def _failures(self) -> int:
         return int(self.config.get("failures_before_unreachable", DEFAULT_FAILURES))
 
+
+remove_leftovers_at_start(WatcherService.name)

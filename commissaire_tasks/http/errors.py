@@ -34,6 +34,7 @@ from ..errors import (
     ContainerManagerError,
     InvalidParams,
     InvalidRequest,
+    InvestigationInProgress,
     MethodNotFound,
     NoRouteError,
     ParseError,
@@ -126,7 +127,11 @@ def as_api_error(exc: BaseException) -> ApiError | None:
 
 
 def _rpc_status(exc: RemoteProcedureCallError) -> int:
-    if isinstance(exc, ClusterBusy) or exc.code == 409 or exc.exception_type in _CONFLICT_NAMES:
+    if (
+        isinstance(exc, (ClusterBusy, InvestigationInProgress))
+        or exc.code == 409
+        or exc.exception_type in _CONFLICT_NAMES
+    ):
         return 409
     if isinstance(exc, StorageLookupError) or exc.code == 404:
         return 404

@@ -6,8 +6,9 @@ the queue ``Q.dead`` (where a worker moves entries it cannot read).
 
 Queues no service of ours names are found on Redis from kombu's binding sets
 (``_kombu.binding.<exchange>``, whose members end with the queue name) and from
-``*.dead`` lists; RabbitMQ offers no listing over AMQP, so there the caller adds
-the queues the workers report consuming.
+``*.dead`` lists. AMQP offers no listing, so on RabbitMQ they come from the
+management plugin's HTTP API (:mod:`.rabbitmq_api`), when it answers; the caller
+also adds the queues the workers report consuming.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kombu.connection import Connection
 
 from ..runtime.deadletters import DEAD_LETTER_SUFFIX as DEAD_SUFFIX
 from ..runtime.deadletters import dead_letter_queue
+from . import rabbitmq_api
 
 __all__ = ["DEAD_SUFFIX", "dead_letter_queue", "depth", "discover_queues"]
 
@@ -40,8 +42,18 @@ def depth(connection: Connection, queue: str) -> int:
             channel.close()
 
 
-def discover_queues(connection: Connection) -> set[str]:
-    """Names of the queues the broker itself can tell of (Redis only; empty elsewhere)."""
+def discover_queues(
+    connection: Connection, api_url: str | None = None, timeout_s: float = 2.0
+) -> set[str]:
+    """Names of the queues the broker itself can tell of.
+
+    On RabbitMQ they come from the management API at ``api_url`` (default: derived
+    from the connection); raises :class:`.rabbitmq_api.ManagementApiUnavailable`
+    when it cannot be asked. Other transports that cannot list queues give none.
+    """
+    if connection.transport.driver_type == "amqp":
+        api = rabbitmq_api.api_url_for(connection, api_url)
+        return rabbitmq_api.list_queues(api, str(connection.virtual_host or "/"), timeout_s)
     channel = connection.default_channel
     client = getattr(channel, "client", None)
     prefix = getattr(channel, "keyprefix_queue", None)

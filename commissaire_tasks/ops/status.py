@@ -2,7 +2,8 @@
 
 Known services are those the service modules define, the configured queues
 name, or a live worker reports (:mod:`.introspect`). Besides their queues the
-report shows every other queue holding messages or dead letters (:mod:`.queues`),
+report shows every other queue holding messages or dead letters (:mod:`.queues`;
+on RabbitMQ through the management API, with a note when it cannot be asked),
 queues consumed by workers running different code, and storage subscriptions
 whose service has no live worker (their notifications pile up unread). Workers
 come from Celery's remote control: ``active_queues`` says who consumes what,
@@ -31,6 +32,7 @@ from ..runtime.introspect import Conflict, collect_reports, find_conflicts
 from ..runtime.registry import ServiceSpec
 from . import subscriptions as subs
 from .queues import DEAD_SUFFIX, dead_letter_queue, depth, discover_queues
+from .rabbitmq_api import ENABLE_HINT, ManagementApiUnavailable
 
 __all__ = [
     "QueueStatus",
@@ -78,13 +80,17 @@ class QueueStatus:
 
 @dataclass(frozen=True)
 class StatusReport:
-    """Everything ``status`` shows; ``ok`` when nothing in it needs a person."""
+    """Everything ``status`` shows; ``ok`` when nothing in it needs a person.
+
+    ``notes`` say what the report could not see (they do not change ``ok``).
+    """
 
     broker: str
     queues: tuple[QueueStatus, ...]
     problems: tuple[str, ...] = field(default=())
     conflicts: tuple[Conflict, ...] = field(default=())
     subscriptions: subs.SubscriptionCheck = field(default_factory=subs.SubscriptionCheck)
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def services_without_worker(self) -> list[str]:
@@ -110,6 +116,7 @@ class StatusReport:
             "broker": self.broker,
             "services_without_worker": self.services_without_worker,
             "problems": list(self.problems),
+            "notes": list(self.notes),
             "conflicts": [
                 {"queue": c.queue, "workers": {h: list(w) for h, w in c.workers.items()}}
                 for c in self.conflicts
@@ -126,17 +133,19 @@ def collect_status(
     problems: Sequence[str] = (),
     only: Sequence[str] = (),
     ask_for_events: bool = True,
+    rabbitmq_api: str | None = None,
 ) -> StatusReport:
     """Ask the broker and the workers; ``only`` limits the report to those services.
 
-    ``ask_for_events`` also asks the workers for task events, as a monitor does.
+    ``ask_for_events`` also asks the workers for task events, as a monitor does;
+    ``rabbitmq_api`` is the management API's URL (default: from the broker URL).
     """
     known = _known_queues(services, app)
     with app.connection_for_read() as connection:
         _connect(connection, timeout_s)
         if ask_for_events:
             ask_for_task_events(app, connection)
-        found = _broker_queues(connection)
+        found, notes = _broker_queues(connection, rabbitmq_api, max(timeout_s, 1.0))
         live = _ask_workers(app, timeout_s)
         known += _reported_queues(live.reports, {name for _, name in known})
         names = {name for _, name in known}
@@ -150,8 +159,9 @@ def collect_status(
     ]
     conflicts = find_conflicts(live.reports)
     check = subs.check_subscriptions(app, live.serving, timeout_s)
+    broker = redact_url(app.settings.broker_url)
     report = StatusReport(
-        redact_url(app.settings.broker_url), tuple(rows), tuple(problems), tuple(conflicts), check
+        broker, tuple(rows), tuple(problems), tuple(conflicts), check, tuple(notes)
     )
     return limit_report(report, only) if only else report
 
@@ -245,11 +255,24 @@ def _reported_queues(
     return [(service, queue) for queue, service in sorted(extra.items())]
 
 
-def _broker_queues(connection: Connection) -> set[str]:
-    names = set()
-    for name in discover_queues(connection):
-        names.add(name[: -len(DEAD_SUFFIX)] if name.endswith(DEAD_SUFFIX) else name)
-    return names
+def _broker_queues(
+    connection: Connection, api_url: str | None, timeout_s: float
+) -> tuple[set[str], list[str]]:
+    """The queues the broker lists (dead-letter queues as their queue), and what it could not."""
+    try:
+        found = discover_queues(connection, api_url, timeout_s)
+    except ManagementApiUnavailable as exc:
+        return set(), [_blind_note(exc)]
+    names = {name[: -len(DEAD_SUFFIX)] if name.endswith(DEAD_SUFFIX) else name for name in found}
+    return names, []
+
+
+def _blind_note(exc: ManagementApiUnavailable) -> str:
+    return (
+        f"RabbitMQ's management API {exc}: queues that no live worker consumes and no "
+        f"service here names (such as a retired service's) and their {DEAD_SUFFIX} queues are "
+        f"not listed; {ENABLE_HINT}"
+    )
 
 
 def _depths(connection: Connection, queue: str) -> tuple[int, int]:
@@ -311,6 +334,7 @@ def render_table(report: StatusReport) -> str:
     lines += [f"problem: {problem}" for problem in report.problems]
     lines += [f"problem: {conflict.describe()}" for conflict in report.conflicts]
     lines += report.subscriptions.lines()
+    lines += [f"note: {note}" for note in report.notes]
     lines.append(_verdict(report))
     return "\n".join(lines)
 

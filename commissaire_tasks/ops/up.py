@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..bridge.runner import bridge_command
-from ..bridge.settings import bridge_enabled
+from ..bridge.settings import ENV_BRIDGE, bridge_enabled, load_bridge_settings
 from ..config import ENV_BROKER_URL, ENV_SECRETS_KEY, ENV_SERVICES, load_settings
 from ..errors import CommissaireTasksError, ConfigurationError
 from ..redact import redact_url
@@ -30,7 +30,14 @@ from . import embedded
 from .processes import ProcessGroup, stop_signals_hurry, stop_signals_interrupt
 from .readiness import wait_for_workers
 
-__all__ = ["UpOptions", "WorkerCommand", "beat_commands", "run_up", "worker_commands"]
+__all__ = [
+    "UpOptions",
+    "WorkerCommand",
+    "beat_commands",
+    "check_bridge_settings",
+    "run_up",
+    "worker_commands",
+]
 
 #: Environment variable the secrets store handler reads its Fernet key from.
 
@@ -120,6 +127,7 @@ def run_up(options: UpOptions, environ: Mapping[str, str], out: TextIO | None = 
     try:
         with stop_signals_interrupt():
             env = dict(environ)
+            check_bridge_settings(env)  # before anything starts: one line, nothing to stop
             if not env.get(ENV_BROKER_URL):
                 lock = embedded.lock_data_dir(options.data_dir)
                 env[ENV_BROKER_URL] = _start_embedded(group, options, out)
@@ -143,6 +151,19 @@ def run_up(options: UpOptions, environ: Mapping[str, str], out: TextIO | None = 
     if code == 0:
         _say(out, "Stopped.")
     return code
+
+
+def check_bridge_settings(environ: Mapping[str, str]) -> None:
+    """With the bridge enabled, raise ConfigurationError now if its settings are refused.
+
+    Otherwise the bridge process would exit on them after every worker had started,
+    and ``up`` would stop everything again.
+    """
+    if bridge_enabled(environ):
+        try:
+            load_bridge_settings(environ)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{ENV_BRIDGE}=on, but {exc}") from exc
 
 
 def _start_embedded(group: ProcessGroup, options: UpOptions, out: TextIO) -> str:

@@ -136,7 +136,7 @@ class RestoringQoS(kombu_redis.QoS):  # type: ignore[misc]
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         if self.attached():
             return super().reject(delivery_tag, requeue)  # type: ignore[no-any-return]
-        if not requeue:  # (a requeued one stays remembered: the restore requeues it)
+        if not requeue:  # (a requeued one stays remembered: the next sweep requeues it)
             self._settle_detached(delivery_tag)
         return virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-any-return]
 
@@ -181,7 +181,7 @@ class RestoringQoS(kombu_redis.QoS):  # type: ignore[misc]
             return restored
         running = running_task_ids()
         later = {t: m for t, m in remembered.items() if _task_id(m) in running}
-        due = {t: m for t, m in remembered.items() if t not in later and not m.acknowledged}
+        due = {t: m for t, m in remembered.items() if t not in later and not _acked(m)}
         left = self._restore_each(due, None)
         remember(self.broker, {**later, **left})
         restored += len(due) - len(left)
@@ -228,6 +228,13 @@ def live_errors(qos: RestoringQoS | None) -> tuple[type[BaseException], ...]:
     """The errors meaning Redis cannot be reached (kombu's list, or redis-py's own)."""
     errors = getattr(getattr(qos, "channel", None), "connection_errors", ())
     return (RedisConnectionError, *errors)
+
+
+def _acked(message: Any) -> bool:
+    """Acknowledged for good. A rejected message is restored: one rejected to be requeued
+    on a closed channel waits for this (kombu could not requeue it), and for any other
+    the restore by tag does nothing (the broker took the reject)."""
+    return getattr(message, "_state", None) == "ACK"
 
 
 def _task_id(message: Any) -> str | None:

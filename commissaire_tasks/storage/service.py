@@ -6,6 +6,9 @@ subscribed to it (see :mod:`commissaire_tasks.storage.notifier`).
 
 Writes are idempotent per call: a redelivered ``save`` (its worker died) is
 recognised by its call id and reports the first outcome without writing again.
+A write whose notifications cannot be published (the broker went away after the
+write) is run again once the broker is back: its replay writes nothing and
+announces the change again, with the same revision.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
-from ..errors import InvalidParams, ValidationError
+from celery.exceptions import Reject
+
+from ..errors import BrokerUnavailable, InvalidParams, ValidationError
 from ..message import Message
 from ..models import Cluster, Host, ListModel, Model, SecretModel, model_class
 from ..service import CommissaireService
@@ -64,7 +69,7 @@ class StorageService(CommissaireService):
                 cls.__name__, str(model.primary_key), model.stored_dict(), _write_id(message, index)
             )
             stored = cls.trusted(outcome.data)  # checked above, or by the write it replays
-            self.notifier.announce(cls, outcome, stored)
+            self._announce(cls, outcome, stored)
             saved.append(self._render(self._complete(stored)))
         return saved if isinstance(model_json_data, list) else saved[0]
 
@@ -85,7 +90,7 @@ class StorageService(CommissaireService):
         for index, (key, source) in enumerate(keys):
             entry = self.handlers.for_model(cls.new(**{_key_field(cls): key, **source}))
             outcome = entry.handler.delete(cls.__name__, key, _write_id(message, index))
-            self.notifier.announce(cls, outcome)
+            self._announce(cls, outcome)
 
     def on_list(self, message: Message, model_type_name: str) -> Any:
         """Every record of a list model's child type, as that list model."""
@@ -118,6 +123,20 @@ class StorageService(CommissaireService):
     def on_subscriptions(self, message: Message) -> list[dict[str, Any]]:
         """Every subscription: service, queue and (model, event) filters."""
         return [subscription.to_dict() for subscription in self.notifier.table.all()]
+
+    def _announce(
+        self, cls: type[Model], outcome: WriteOutcome, model: Model | None = None
+    ) -> None:
+        """Announce a committed write; without a broker, requeue the call to run it again.
+
+        The replay (same call id) writes nothing and announces again: a subscriber gets
+        the change once the broker is back (perhaps twice, with the same revision, which
+        its ``RevisionGate`` filters) instead of never.
+        """
+        try:
+            self.notifier.announce(cls, outcome, model)
+        except BrokerUnavailable as exc:
+            raise Reject(exc, requeue=True) from exc
 
     def _build(self, cls: type[Model], data: Any) -> Model:
         data = self.sealer.unseal(data) if is_sealed(data) else data

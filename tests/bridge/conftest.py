@@ -19,7 +19,9 @@ from tests.bridge.deployment import (
 from tests.bridge_client import OriginalClient
 
 
-@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+@pytest.fixture(
+    scope="module", params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
+)
 def deployment(
     request: pytest.FixtureRequest,
     redis_server: RedisServer,
@@ -48,7 +50,12 @@ def deployment(
         bridge = start_bridge(env, log)
         try:
             yield Deployment(
-                broker_url, env["COMMISSAIRE_BRIDGE_EXCHANGE"], env, bridge, log, worker,
+                broker_url,
+                env["COMMISSAIRE_BRIDGE_EXCHANGE"],
+                env,
+                bridge,
+                log,
+                worker,
                 f"queues.myq{unique}",
             )
         finally:
@@ -63,4 +70,3 @@ def client(deployment: Deployment) -> Iterator[OriginalClient]:
 
 
 # -- requests -----------------------------------------------------------------------------------
-

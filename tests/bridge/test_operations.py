@@ -3,22 +3,28 @@
 Each broker (the session's Redis; RabbitMQ in a vhost of its own) gets one real
 prefork worker and one ``commissaire-tasks bridge`` process; the services use
 an exchange of their own and the original clients publish to another, as the
-bridge's start-up note recommends.
+bridge's start-up note recommends. The broker restart happens on a broker of the
+test's own (a private Redis, or a private RabbitMQ node).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 from tests.bridge.deployment import (
@@ -30,6 +36,9 @@ from tests.bridge.deployment import (
     wait_for,
 )
 from tests.bridge_client import OriginalClient, OriginalSubscriber
+from tests.rabbit_node import private_rabbit
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_an_old_style_subscriber_gets_storage_changes_in_the_original_form(
@@ -49,10 +58,40 @@ def test_an_old_style_subscriber_gets_storage_changes_in_the_original_form(
         key, body = subscriber.get()
         assert key == "notify.storage.Host.created"
         assert body == {"event": "created", "class": "Host", "model": saved["result"]}
+        changed = {**host, "status": "unreachable"}
+        saved = client.request(
+            "storage.save", {"model_type_name": "Host", "model_json_data": changed}
+        )
+        assert "error" not in saved, saved
+        key, body = subscriber.get()
+        assert key == "notify.storage.Host.updated"
+        assert body == {"event": "updated", "class": "Host", "model": saved["result"]}
+        assert body["model"]["status"] == "unreachable"
+        # Cluster.hostset is hidden: the safe rendering leaves it out
+        cluster = {"name": f"c-{uuid.uuid4().hex}", "hostset": [address]}
+        saved = client.request(
+            "storage.save", {"model_type_name": "Cluster", "model_json_data": cluster}
+        )
+        assert "error" not in saved, saved
+        key, body = subscriber.get()
+        assert (key, body["event"], body["class"]) == (
+            "notify.storage.Cluster.created",
+            "created",
+            "Cluster",
+        )
+        assert body["model"]["name"] == cluster["name"]
+        assert "hostset" not in body["model"]
+        assert address not in json.dumps(body)
+        client.request("storage.delete", {"model_type_name": "Cluster", "model_json_data": cluster})
+        key, body = subscriber.get()
+        assert (key, body["model"]["name"]) == ("notify.storage.Cluster.deleted", cluster["name"])
+        assert "hostset" not in body["model"]
         client.request("storage.delete", {"model_type_name": "Host", "model_json_data": host})
         key, body = subscriber.get()
         assert (key, body["event"], body["model"]["address"]) == (
-            "notify.storage.Host.deleted", "deleted", address
+            "notify.storage.Host.deleted",
+            "deleted",
+            address,
         )
     finally:
         subscriber.close()
@@ -118,14 +157,77 @@ def test_up_starts_the_bridge_when_enabled_and_stops_it_with_the_workers(
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
-def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Path) -> None:
-    """Redis only: the shared RabbitMQ node is never restarted (it serves other sessions)."""
-    server = RedisServer(appendonly=True, directory=tmp_path / "redis").start()
+def test_up_refuses_a_bridge_on_the_services_exchange_in_one_line_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMISSAIRE_")}
+    env.update(COMMISSAIRE_SERVICES="workers.simple", COMMISSAIRE_BRIDGE="on")  # both 'commissaire'
+    data = tmp_path / "data"
+    command = [sys.executable, "-m", "commissaire_tasks.cli", "up", "--data-dir", str(data)]
+    done = subprocess.run(
+        [*command, "--port", str(free_port())],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""  # no Redis, no worker, no bridge was started
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: COMMISSAIRE_BRIDGE=on, but the bridge and the services both ")
+    assert "COMMISSAIRE_EXCHANGE=commissaire-tasks" in line
+    assert not data.exists()
+    helped = subprocess.run(
+        [*command[:3], "bridge", "--help"], capture_output=True, text=True, timeout=60
+    )
+    text = " ".join(helped.stdout.split())  # as wrapped for any terminal width
+    assert "default 'commissaire'" in text
+    assert "the bus exchange" not in text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RestartableBroker:
+    """A broker of the test's own that it may restart (the shared ones serve others)."""
+
+    url: str
+    backend: str | None
+    restart: Callable[[], Any]
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def own_broker(
+    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[RestartableBroker]:
+    """A private Redis (append-only file) or a private RabbitMQ node; results in Redis."""
+    if request.param == "redis":
+        with RedisServer(appendonly=True, directory=tmp_path / "redis") as server:
+            yield RestartableBroker(server.url, None, server.restart)
+        return
+    with private_rabbit() as node:
+
+        def restart() -> None:
+            node.ctl("stop_app")
+            node.ctl("start_app")
+
+        yield RestartableBroker(node.url, redis_server.url, restart)
+
+
+def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(
+    own_broker: RestartableBroker, redis_server: RedisServer, tmp_path: Path
+) -> None:
     unique = uuid.uuid4().hex[:8]
-    env = deployment_env(server.url, None, server.url, unique)
+    env = deployment_env(own_broker.url, own_broker.backend, redis_server.url, unique)
     env["COMMISSAIRE_SERVICES"] = "workers.simple"
     worker = WorkerProcess(
-        broker_url=server.url,
+        broker_url=own_broker.url,
+        result_backend=own_broker.backend,
         queues=["simple"],
         concurrency=2,
         env={"COMMISSAIRE_SERVICES": "workers.simple", "COMMISSAIRE_EXCHANGE": f"ct-{unique}"},
@@ -137,7 +239,7 @@ def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Pa
     stop = threading.Event()
 
     def traffic(number: int) -> None:
-        caller = OriginalClient(server.url, env["COMMISSAIRE_BRIDGE_EXCHANGE"])
+        caller = OriginalClient(own_broker.url, env["COMMISSAIRE_BRIDGE_EXCHANGE"])
         i = 0
         while not stop.is_set():
             i += 1
@@ -157,7 +259,7 @@ def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Pa
         for thread in threads:
             thread.start()
         wait_for(lambda: len(answered) >= 20, 20)
-        server.restart()
+        own_broker.restart()
         restarted = time.monotonic()
         log = tmp_path / "bridge.log"
 
@@ -180,4 +282,3 @@ def test_the_bridge_survives_a_broker_restart_and_resumes_by_itself(tmp_path: Pa
         if bridge is not None:
             stop_process(bridge)
         worker.stop()
-        server.close()

@@ -1,16 +1,22 @@
-"""The host tests' setup: one sshd, one storage worker and one host-services worker.
+"""The host tests' setup: one sshd, a storage and container worker, a host-services worker.
 
-They live as long as the tests of this package (package scope), so the investigator
-is unsubscribed before other tests create hosts. Each test takes a host address of
-its own (``127.0.0.N:port`` on the shared sshd), so records, locks and known host
-keys never mix between tests.
+They live as long as the tests of this package (package scope), so the investigator,
+the watcher and the container service are unsubscribed before other tests create
+hosts. Each test takes a host address of its own (``127.0.0.N:port`` on the shared
+sshd), so records, locks and known host keys never mix between tests. The workers
+get a temporary folder of their own (``TMPDIR``), so their key folders are apart from
+any other test run's on the machine; when the package ends, every key the tests
+generated is looked for in Redis, the workers' logs and every file the tests and
+workers wrote.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,11 +26,12 @@ import pytest
 
 from commissaire_tasks import bus
 from commissaire_tasks.errors import StorageLookupError
-from commissaire_tasks.models import Host, HostCreds
+from commissaire_tasks.models import Cluster, ContainerManagerConfig, Host, HostCreds, Model
 from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.storage.subscriptions import unsubscribe
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
+from .leaks import assert_no_key_anywhere
 from .sshd import ADDRESSES, SSHServer, key_b64
 
 #: Host services config of the test worker: test command sets, values the templates show.
@@ -33,6 +40,10 @@ REGISTRY_MIRROR = "http://mirror.test:5000"
 FAILURES_BEFORE_UNREACHABLE = 2
 #: Seconds an investigation gets in these tests (facts and bootstrap take a few).
 INVESTIGATION_TIMEOUT_S = 90.0
+#: Seconds a worker gets to answer its first ping (a loaded machine needs more than 30).
+READY_TIMEOUT_S = 120.0
+#: Seconds a bootstrap waits at most while its host's ``.hold`` marker exists.
+HOLD_MAX_S = 90
 
 #: The checkout's root, where `celery -A workers...` runs.
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -68,8 +79,11 @@ def command_sets_dir(tmp_path_factory: pytest.TempPathFactory, out_dir: Path) ->
             "command": f"echo enabled {{{{ service }}}} >> '{here}/services'",
         },
         {
-            "name": "fail when asked",
-            "command": f"if [ -e '{here}.fail' ]; then echo asked to fail; exit 3; fi",
+            "name": "wait or fail when asked",
+            "command": (
+                f"for i in $(seq {HOLD_MAX_S * 10}); do [ -e '{here}.hold' ] || break; "
+                f"sleep 0.1; done; if [ -e '{here}.fail' ]; then echo asked to fail; exit 3; fi"
+            ),
         },
     ]
     (folder / "debian.json").write_text(json.dumps({"os": ["debian"], "steps": steps}))
@@ -92,34 +106,67 @@ def hosts_config(tmp_path_factory: pytest.TempPathFactory, command_sets_dir: Pat
 
 
 @pytest.fixture(scope="package")
+def worker_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The host workers' TMPDIR."""
+    return tmp_path_factory.mktemp("worker-tmp")
+
+
+@pytest.fixture(scope="package")
+def key_dir(worker_tmp: Path) -> Path:
+    """Where the host workers' run folders (keys, Ansible's files) live."""
+    return worker_tmp / f"commissaire-hosts-{os.getuid()}"
+
+
+@pytest.fixture(scope="package")
 def host_workers(
-    redis_server: RedisServer, hosts_config: Path, tmp_path_factory: pytest.TempPathFactory
+    redis_server: RedisServer,
+    hosts_config: Path,
+    worker_tmp: Path,
+    key_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, WorkerProcess]]:
-    """A storage worker, and one worker serving the investigator and the watcher."""
+    """A worker serving storage and the container service (the trivial manager registers
+    hosts), and one serving the investigator and the watcher; both started at once."""
     logs = tmp_path_factory.mktemp("host-worker-logs")
     storage = WorkerProcess(
         broker_url=redis_server.url,
-        queues=["storage"],
-        env={"COMMISSAIRE_SERVICES": "workers.storage"},
+        queues=["storage", "container"],
+        concurrency=3,  # container calls storage: never all processes waiting on it
+        env={
+            "COMMISSAIRE_SERVICES": "workers.storage,workers.container",
+            "TMPDIR": str(worker_tmp),
+        },
         log_dir=logs,
-    ).start()
-    services = WorkerProcess(
+    ).start(wait=False)
+    services = services_worker(redis_server, hosts_config, worker_tmp, logs).start(wait=False)
+    for worker in (storage, services):
+        worker.wait_ready(READY_TIMEOUT_S)
+    _wait_for_subscriptions({"investigator", "watcher", "container"})
+    yield {"storage": storage, "services": services}
+    services.stop()
+    for service in ("investigator", "watcher", "container"):
+        unsubscribe(service)
+    storage.stop()
+    redis_server.client().delete("investigator", "watcher", "container")  # their queues
+    ansible_home = Path.home() / ".ansible"  # the remote side's files: the sshd runs here
+    assert_no_key_anywhere(redis_server, [tmp_path_factory.getbasetemp(), ansible_home], key_dir)
+
+
+def services_worker(
+    redis_server: RedisServer, hosts_config: Path, worker_tmp: Path, logs: Path
+) -> WorkerProcess:
+    """The worker serving the investigator and the watcher (not started)."""
+    return WorkerProcess(
         broker_url=redis_server.url,
         queues=["investigator", "watcher"],
         concurrency=3,
         env={
             "COMMISSAIRE_SERVICES": "workers.investigator,workers.watcher",
             "COMMISSAIRE_CONFIG_FILE": str(hosts_config),
+            "TMPDIR": str(worker_tmp),
         },
         log_dir=logs,
-    ).start()
-    _wait_for_subscriptions({"investigator", "watcher"})
-    yield {"storage": storage, "services": services}
-    services.stop()
-    unsubscribe("investigator")
-    unsubscribe("watcher")
-    storage.stop()
-    redis_server.client().delete("investigator", "watcher")  # their queues
+    )
 
 
 def _wait_for_subscriptions(services: set[str], timeout_s: float = 20.0) -> None:
@@ -135,6 +182,12 @@ def _wait_for_subscriptions(services: set[str], timeout_s: float = 20.0) -> None
 @pytest.fixture
 def address(sshd: SSHServer) -> str:
     """A host address of this test's own on the shared sshd."""
+    return f"{ADDRESSES[next(_addresses)]}:{sshd.port}"
+
+
+@pytest.fixture
+def other_address(sshd: SSHServer, address: str) -> str:
+    """A second host address of this test's own."""
     return f"{ADDRESSES[next(_addresses)]}:{sshd.port}"
 
 
@@ -159,11 +212,51 @@ def add_host(storage: StorageClient, sshd: SSHServer) -> Iterator[AddHost]:
 
     yield add
     for address in added:
-        for model in (Host.new(address=address), HostCreds.new(address=address)):
-            try:
-                storage.delete(model)
-            except StorageLookupError:
-                pass
+        delete_quietly(storage, Host.new(address=address), HostCreds.new(address=address))
+
+
+Save = Callable[[Model], Model]
+
+
+@pytest.fixture
+def saved(storage: StorageClient, add_host: AddHost) -> Iterator[Save]:
+    """Save clusters, networks, manager configs; delete them afterwards (before the hosts)."""
+    records: list[Model] = []
+
+    def save(model: Model) -> Model:
+        records.append(model)
+        return storage.save(model)
+
+    yield save
+    order: dict[type[Model], int] = {Cluster: 0, ContainerManagerConfig: 2}  # no members left
+    delete_quietly(storage, *sorted(records, key=lambda m: order.get(type(m), 1)))
+
+
+def delete_quietly(storage: StorageClient, *models: Model) -> None:
+    for model in models:
+        try:
+            storage.delete(model)
+        except StorageLookupError:
+            pass
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just exited."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(dead.stdout)
+
+
+def leftover_folder(base: Path) -> Path:
+    """A run folder with a key in ``base``, as a process that died mid-run leaves it."""
+    left = base / f"run-{dead_pid()}-left"
+    left.mkdir(parents=True)
+    (left / "id_key").write_text("not a real key")
+    return left
 
 
 def wait_for_status(
@@ -183,61 +276,3 @@ def wait_for_status(
             return host, seen
         time.sleep(0.1)
     raise AssertionError(f"{address} never reached {statuses}; statuses seen: {seen}")
-
-
-def key_texts(key_file: Path) -> list[str]:
-    """What would give a private key away: its base64 (as in HostCreds) and its body lines."""
-    lines = key_file.read_text().splitlines()
-    body = [line for line in lines if line and not line.startswith("-----")]
-    return [key_b64(key_file), *body]
-
-
-def assert_key_nowhere(
-    key_file: Path,
-    redis_server: RedisServer,
-    workers: dict[str, WorkerProcess],
-    *results: Any,
-) -> None:
-    """No run folder is left, and the key is in no worker log, Redis value or result."""
-    from commissaire_tasks.hosts.keys import key_base
-
-    assert list(key_base().glob("run-*")) == []
-    texts = key_texts(key_file)
-    places = {name: worker.log() for name, worker in workers.items()}
-    places["results"] = json.dumps(results)
-    places["redis"] = _everything_in(redis_server)
-    for name, content in places.items():
-        for text in texts:
-            assert text not in content, f"the private key is in {name}"
-
-
-def _everything_in(redis_server: RedisServer) -> str:
-    """Every key and value in Redis, with queued messages' base64 bodies decoded too."""
-    client = redis_server.client()
-    values: list[Any] = []
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        if kind == b"string":
-            values.append(client.get(key) or b"")
-        elif kind == b"hash":
-            values += [f for pair in client.hgetall(key).items() for f in pair]
-        elif kind in (b"list", b"set", b"zset"):
-            members = _members(client, key, kind)
-            values += [*members, *(_message_body(m) for m in members)]
-        values.append(key)
-    return "\n".join(v.decode(errors="replace") for v in values)
-
-
-def _members(client: Any, key: bytes, kind: bytes) -> list[Any]:
-    if kind == b"list":
-        return list(client.lrange(key, 0, -1))
-    if kind == b"set":
-        return list(client.smembers(key))
-    return list(client.zrange(key, 0, -1))
-
-
-def _message_body(member: Any) -> bytes:
-    try:
-        return base64.b64decode(json.loads(member)["body"])
-    except (ValueError, KeyError, TypeError):
-        return b""

@@ -17,15 +17,28 @@ from commissaire_tasks.testing import free_port
 #: Loopback addresses the sshd listens on (sshd takes 16 at most), a host per test.
 ADDRESSES = tuple(f"127.0.0.{n}" for n in range(2, 18))
 SSHD = "/usr/sbin/sshd"
+#: Every private key generated in this process -> the texts that would give it away.
+GENERATED_KEYS: dict[Path, list[str]] = {}
 
 
 def generate_key(path: Path) -> Path:
-    """A fresh ed25519 key pair at ``path`` (and ``path.pub``)."""
+    """A fresh ed25519 key pair at ``path`` (and ``path.pub``), remembered for leak checks."""
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ct-test", "-f", str(path)],
         check=True,
     )
+    GENERATED_KEYS[path] = key_texts(path)
     return path
+
+
+def key_texts(key_file: Path) -> list[str]:
+    """What would give a private key away: its base64 (as in HostCreds) and its body lines.
+
+    The first body line is left out: it is the same in every unencrypted ed25519 key.
+    """
+    lines = key_file.read_text().splitlines()
+    body = [line for line in lines if line and not line.startswith("-----")]
+    return [key_b64(key_file), *body[1:]]
 
 
 def key_b64(path: Path) -> str:

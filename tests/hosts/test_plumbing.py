@@ -5,18 +5,29 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from commissaire_tasks.errors import ConfigurationError
+from commissaire_tasks.hosts import keys
 from commissaire_tasks.hosts.commands import command_set_for, load_command_sets
-from commissaire_tasks.hosts.keys import BadKeyError, private_folder, remove_leftovers, write_key
-from commissaire_tasks.hosts.target import split_address
+from commissaire_tasks.hosts.keys import (
+    BadKeyError,
+    key_base,
+    private_folder,
+    remove_leftovers,
+    write_key,
+)
+from commissaire_tasks.hosts.runner import _host_vars
+from commissaire_tasks.hosts.target import SSHTarget, split_address
 from commissaire_tasks.ops.up import beat_commands
+from commissaire_tasks.runtime import startup
 from commissaire_tasks.runtime.loader import load_service_modules
+from commissaire_tasks.runtime.registry import registry
+
+from .conftest import leftover_folder
 
 
 def test_a_key_is_written_mode_0600_in_a_0700_folder_that_is_gone_after_a_failure() -> None:
@@ -32,21 +43,42 @@ def test_a_key_is_written_mode_0600_in_a_0700_folder_that_is_gone_after_a_failur
 
 
 def test_folders_left_by_a_dead_process_are_removed_by_the_next_run(tmp_path: Path) -> None:
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    left = tmp_path / f"run-{dead.stdout.strip()}-x"
-    left.mkdir()
-    (left / "id_key").write_text("secret")
+    left = leftover_folder(tmp_path)
     ours = tmp_path / f"run-{os.getpid()}-y"
     ours.mkdir()
 
     removed = remove_leftovers(tmp_path)
 
     assert removed == [left] and not left.exists() and ours.exists()
+
+
+@pytest.mark.parametrize("service", ["investigator", "watcher", "clusterexec"])
+def test_a_starting_worker_of_a_service_that_runs_ssh_removes_folders_left_by_dead_processes(
+    service: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_service_modules([f"workers.{service}"])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    left = leftover_folder(key_base())
+
+    assert keys._remove_at_start in startup._hooks  # what a starting worker runs
+    keys._remove_at_start(None, registry.get(service), service)
+
+    assert not left.exists()
+
+
+def test_a_remote_user_other_than_root_logs_in_as_itself_and_becomes_root_with_sudo() -> None:
+    key, known = Path("/run/k"), Path("/run/known")
+
+    admin = _host_vars(SSHTarget("10.0.0.5:2222", remote_user="admin"), key, known)
+    root = _host_vars(SSHTarget("10.0.0.5:2222"), key, known)
+
+    assert SSHTarget("h", "admin").needs_become and not SSHTarget("h", "root").needs_become
+    assert admin["ansible_user"] == "admin"
+    assert (admin["ansible_become"], admin["ansible_become_user"]) == (True, "root")
+    assert admin["ansible_become_method"] == "sudo"
+    assert root["ansible_user"] == "root"
+    assert not any(name.startswith("ansible_become") for name in root)
+    assert (admin["ansible_host"], admin["ansible_port"]) == ("10.0.0.5", 2222)
 
 
 def test_a_key_that_is_not_base64_is_refused_clearly(tmp_path: Path) -> None:

@@ -17,36 +17,58 @@ from commissaire_tasks.storage.client import StorageClient
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 
 from .conftest import FAILURES_BEFORE_UNREACHABLE, ROOT_DIR, AddHost, wait_for_status
+from .leaks import assert_key_nowhere
 from .sshd import SSHServer
 
 pytestmark = pytest.mark.usefixtures("host_workers")
 
 
-def test_a_host_is_unreachable_after_failed_checks_in_a_row_and_gets_its_status_back(
-    add_host: AddHost, address: str, storage: StorageClient, sshd: SSHServer
+def test_failed_checks_in_a_row_make_a_host_unreachable_and_its_status_returns_when_it_answers(
+    add_host: AddHost,
+    address: str,
+    storage: StorageClient,
+    sshd: SSHServer,
+    key_dir: Path,
+    redis_server: RedisServer,
+    host_workers: dict[str, WorkerProcess],
 ) -> None:
     add_host(address)
     before, _ = wait_for_status(storage, address, ("disassociated", "failed"))
     assert before.status == "disassociated", before.reason
+    storage.save(Host.new(**{**before.to_dict(), "status": "active"}))  # as registration does
 
-    sshd.stop()
-    try:
-        statuses = [bus.call("watcher.check", address)["status"]]
-        statuses += [bus.call("watcher.check", address)["status"]]
-    finally:
-        sshd.start()
+    statuses = [check_while_down(sshd, address)]
+    statuses.append(check(address))  # it answers: the failure count starts again
+    answered_once = storage.get_host(address)
+    statuses += [check_while_down(sshd, address), check_while_down(sshd, address)]
     down = storage.get_host(address)
-    answered = bus.call("watcher.check", address)
+    statuses.append(check(address))
     after = storage.get_host(address)
 
     assert FAILURES_BEFORE_UNREACHABLE == 2
-    assert statuses == ["disassociated", "unreachable"]
+    assert statuses == ["active", "active", "active", "unreachable", "active"]
     assert down.reason["step"] == "check: check the host answers"
     assert "Connection refused" in down.reason["output"]
-    assert down.last_check == before.last_check  # last_check is when it last answered
-    assert answered["status"] == "disassociated"
-    assert after.status == "disassociated" and after.reason == {}
-    assert after.last_check > before.last_check
+    assert down.last_check == answered_once.last_check > before.last_check  # when it answered
+    assert after.status == "active" and after.reason == {}
+    assert after.last_check > answered_once.last_check
+    assert_key_nowhere(sshd.client_key, key_dir, redis_server, host_workers, after.to_dict())
+
+
+def check(address: str) -> str:
+    """Check the host now; its status after the check."""
+    result = bus.call("watcher.check", address)
+    assert result["checked"], result
+    return str(result["status"])
+
+
+def check_while_down(sshd: SSHServer, address: str) -> str:
+    """Check the host while its sshd is stopped."""
+    sshd.stop()
+    try:
+        return check(address)
+    finally:
+        sshd.start()
 
 
 def test_a_round_checks_watched_hosts_only_and_a_deleted_host_is_not_checked_or_recreated(
@@ -106,9 +128,13 @@ def test_the_beat_checks_hosts_every_interval_a_deleted_one_no_more_and_a_second
         assert "another watcher beat is running" in refusal
 
         storage.delete(Host.new(address=address))
-        checks_before = host_workers["services"].log().count(f"check {address}:")
-        time.sleep(3)  # three rounds at interval_s 1
-        checks_after = host_workers["services"].log().count(f"check {address}:")
+        log = host_workers["services"].log
+        checks_before, rounds = log().count(f"check {address}:"), log().count("watch round:")
+        deadline = time.monotonic() + 30
+        while log().count("watch round:") < rounds + 3:  # three rounds after the delete
+            assert time.monotonic() < deadline, log()[-3000:]
+            time.sleep(0.2)
+        checks_after = log().count(f"check {address}:")
     finally:
         running.terminate()
         running.wait(30)

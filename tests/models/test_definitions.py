@@ -237,6 +237,7 @@ def test_a_coercion_error_is_a_models_validation_error_naming_the_field() -> Non
     assert [problem.split(":")[0] for problem in raised.value.errors] == ["cpus"]
 
 
+@pytest.mark.reliability
 def test_storage_client_save_names_every_bad_field_before_sending() -> None:
     bus = RecordingBus()
     storage = StorageClient(bus)

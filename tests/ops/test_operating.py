@@ -354,11 +354,11 @@ def test_a_retired_subscriber_shows_in_status_and_unsubscribe_stops_its_notifica
 # -- RabbitMQ ---------------------------------------------------------------------------------
 
 
+@pytest.mark.rabbitmq
 def test_on_rabbitmq_status_and_services_learn_queues_from_the_workers_and_flag_different_code(
     rabbitmq_url: str, tmp_path: Path, unique: str
 ) -> None:
-    from kombu.connection import Connection
-    from kombu.entity import Exchange, Queue
+    from kombu import Connection, Exchange, Queue
 
     queue = my_queue(unique)
     env = {"COMMISSAIRE_QUEUES": json.dumps([queue])}

@@ -3,13 +3,15 @@
 Raw entries (not calls made through our client) go straight onto the list or
 queue a real worker consumes. Each is moved to ``<queue>.dead`` with one log line
 naming the queue and the reason, and the worker keeps serving: a valid call
-queued before and one queued after every entry are both answered. The number of
-raw inputs tried is printed at the end of each broker's run (run with -s).
+queued before and one queued after every entry are both answered. The last test
+of each broker's run asserts how many raw inputs were tried (at least
+:data:`MINIMUM_TRIED`) and writes the count to the reliability report.
 """
 
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import uuid
 from collections.abc import Iterator
@@ -23,11 +25,16 @@ from commissaire_tasks.app import create_app
 from commissaire_tasks.runtime import deadletters
 from commissaire_tasks.testing import RedisServer, WorkerProcess
 from tests.attack import Attack, call_body, call_headers, envelope
+from tests.report import record
 
 pytestmark = pytest.mark.reliability
 
 SECRET = f"SECRET-{uuid.uuid4().hex}"
-many = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+EXAMPLES = 80
+many = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+#: The fewest raw inputs a whole run of this module tries per broker: every hypothesis
+#: test's examples (5 tests on Redis, 2 on RabbitMQ); the README quotes these.
+MINIMUM_TRIED = {"redis": 5 * EXAMPLES, "rabbitmq": 2 * EXAMPLES}
 json_values = st.recursive(
     st.none()
     | st.booleans()
@@ -45,7 +52,9 @@ foreign_types = st.sampled_from(
 )
 
 
-@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+@pytest.fixture(
+    scope="module", params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
+)
 def attack(
     request: pytest.FixtureRequest,
     redis_server: RedisServer,
@@ -69,15 +78,21 @@ def attack(
     )
     with target.worker:
         yield target
-        alive = target.worker.process is not None and target.worker.process.poll() is None
-        tried = f"raw inputs tried: {target.tried}, worker alive: {alive}"
-        print(f"\n[dead letters, {request.param}] {tried}")
-        assert alive
+        assert target.worker.process is not None and target.worker.process.poll() is None
         log = target.worker.log()
         assert SECRET not in log
         assert "Unrecoverable error" not in log
     deadletters.purge(target.connection, target.queue)
     target.connection.release()
+
+
+@pytest.fixture(autouse=True)
+def _note_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tell the attack which test ran against it (for the count of the whole run)."""
+    yield
+    target = request.node.funcargs.get("attack")
+    if isinstance(target, Attack):
+        target.ran.add(request.node.originalname)
 
 
 @pytest.fixture
@@ -233,6 +248,7 @@ def test_a_call_with_a_header_of_the_wrong_type_never_stops_the_worker(
     # It either runs (the value was acceptable) or is dead-lettered; the worker serves on.
     assert attack.answer(attack.bus.send(f"{attack.prefix}.echo", "after")) == "after"
     assert attack.dead() >= before
+    attack.handled += 1
 
 
 def test_a_huge_entry_is_dead_lettered(attack: Attack) -> None:
@@ -316,3 +332,36 @@ def test_a_call_whose_id_is_not_a_string_is_dead_lettered_not_run(
     )
     assert attack.worker is not None
     assert "must not be empty" not in attack.worker.log()  # it never ran to store a result
+
+
+def attacking_tests(kind: str) -> set[str]:
+    """This module's tests that attack ``kind`` (Redis also runs the Redis-only ones)."""
+    wanted = {"attack", "redis_attack"} if kind == "redis" else {"attack"}
+    return {
+        name
+        for name, function in globals().items()
+        if name.startswith("test_")
+        and name != "test_hundreds_of_raw_inputs_were_tried_with_the_worker_alive_throughout"
+        and wanted & set(inspect.signature(function).parameters)
+    }
+
+
+def test_hundreds_of_raw_inputs_were_tried_with_the_worker_alive_throughout(
+    attack: Attack,
+) -> None:
+    attack.assert_alive()
+    assert attack.handled == attack.tried
+    missing = attacking_tests(attack.kind) - attack.ran
+    if missing:
+        pytest.skip(f"the count is for a whole run; not run here: {', '.join(sorted(missing))}")
+    assert attack.tried >= MINIMUM_TRIED[attack.kind]
+    record(
+        f"dead_letters_{attack.kind}",
+        sent=attack.tried,
+        completed=attack.handled,
+        lost=0,
+        duplicated="-",
+        notes=f"completed = dead-lettered (or, a header of an odd type, run) between two valid "
+        f"calls that were both answered ({attack.answered} valid calls, none lost); the worker "
+        f"stayed alive throughout; at least {MINIMUM_TRIED[attack.kind]} asserted",
+    )

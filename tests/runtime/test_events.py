@@ -179,6 +179,7 @@ def test_a_worker_started_beside_workers_a_monitor_watches_sends_task_events_at_
     assert f"Task events on: {watched.hostname} has them on" in newcomer.log()
 
 
+@pytest.mark.rabbitmq
 def test_on_rabbitmq_task_events_come_on_request_and_go_after_the_quiet_period(
     rabbitmq_url: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ import pytest
 from commissaire_tasks.app import create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
-from commissaire_tasks.errors import ConfigurationError
+from commissaire_tasks.errors import ConfigurationError, MethodNotFound
 from commissaire_tasks.runtime.logs import JsonFormatter, installed, log_format, service_levels
 from commissaire_tasks.testing import WorkerProcess
 
@@ -69,6 +69,7 @@ def test_create_app_installs_the_log_handlers() -> None:
     )
 
 
+@pytest.mark.reliability
 def test_a_call_logs_one_info_line_without_its_arguments_or_result(
     worker_factory: Callable[..., WorkerProcess], unique: str, tmp_path: Path
 ) -> None:
@@ -106,8 +107,7 @@ def test_json_lines_name_service_method_call_and_duration_and_levels_are_per_ser
     assert (echoed.get(), added.get()) == ("hello", 3)
     with pytest.raises(NotImplementedError):
         failed.get()
-    wait_for_log(log_file, failed.id)
-    time.sleep(0.5)  # the failure's call line follows its traceback
+    wait_for_log(log_file, f"Call my.fail[{failed.id}] failed in")  # after its traceback
 
     entries = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
     for entry in entries:
@@ -165,5 +165,22 @@ def test_a_callers_mistake_is_one_warning_line_without_a_traceback(
     lines = [line for line in log.splitlines() if wrong.id in line]
     assert any(re.search(r"WARNING/.*InvalidParams", line) for line in lines), log
     assert not any("ERROR/" in line for line in lines), log
+    assert "Traceback" not in log
+    assert worker.process is not None and worker.process.poll() is None
+
+
+def test_a_call_to_a_method_no_service_has_is_one_warning_line_without_a_traceback(
+    worker_factory: Callable[..., WorkerProcess], unique: str, tmp_path: Path
+) -> None:
+    worker, caller, log_file = start_worker(worker_factory, unique, tmp_path)
+    missing = caller.send(f"logmy_{unique}.nosuch", "x")
+    with pytest.raises(MethodNotFound):
+        missing.get()
+    log = wait_for_log(log_file, f"Rejected message {missing.id}")
+
+    lines = [line for line in log.splitlines() if missing.id in line]
+    assert len(lines) == 1, log
+    assert re.search(rf"WARNING/.*'logmy_{unique}\.nosuch'.*: method not found", lines[0]), log
+    assert "ERROR/" not in log
     assert "Traceback" not in log
     assert worker.process is not None and worker.process.poll() is None

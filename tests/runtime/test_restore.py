@@ -54,3 +54,30 @@ def test_a_message_taken_as_redis_stops_goes_back_on_its_queue_once_redis_is_bac
             assert message.payload == {"call": 1}
             message.ack()
         assert restore.pending() == 0
+
+
+def test_a_message_rejected_to_be_requeued_after_redis_went_away_goes_back_once_it_is_back(
+    tmp_path: Path, unique: str
+) -> None:
+    with RedisServer(appendonly=True, directory=tmp_path / "redis") as server:
+        app = create_app(load_settings().replace(broker_url=server.url), services=[])
+        name = f"requeued_{unique}"
+        queue = kombu.Queue(name, kombu.Exchange(""), routing_key=name)
+        with app.connection_for_write() as connection:
+            connection.SimpleQueue(queue).put({"call": 2}, serializer="json")
+        connection = app.connection_for_write()
+        channel = connection.channel()
+        taken = connection.SimpleQueue(queue, channel=channel).get(timeout=5)
+        server.stop()
+        connection.close()  # the connection is lost: its restore fails, the tag is remembered
+        assert restore.pending(channel.qos.broker) == 1
+        taken.reject(requeue=True)  # the call ends asking to run again (a storage write does)
+        server.start()
+        with app.connection_for_write() as connection:
+            channel = connection.channel()
+            assert channel.qos.restore_remembered() == 1
+            message = connection.SimpleQueue(queue, channel=channel).get(timeout=5)
+            assert message.payload == {"call": 2}
+            message.ack()
+        assert server.client().hlen("unacked") == 0
+        assert restore.pending() == 0

@@ -70,7 +70,9 @@ class Broker:
                 return None
 
 
-@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+@pytest.fixture(
+    scope="module", params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
+)
 def broker(request: pytest.FixtureRequest, redis_server: RedisServer) -> Broker:
     if request.param == "redis":
         return Broker("redis", redis_server.url, None)
@@ -169,17 +171,29 @@ def test_an_unbound_two_segment_key_fails_at_once_and_leaves_nothing_behind(
     assert bus.call(GUIDE_KEY) == "pong"  # the connection is still good after a refusal
 
 
-def test_the_command_line_refuses_an_unbound_key_at_once(broker: Broker, tmp_path: Path) -> None:
+def run_cli(
+    broker: Broker, tmp_path: Path, *args: str
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Seconds ``commissaire-tasks ARGS`` took as a bare client, and what it did."""
+    started = time.monotonic()
     done = subprocess.run(
-        [CLI, "call", f"nosuch_{UNIQUE}.ping"],
-        env=broker.env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [CLI, *args], env=broker.env(), cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 1
-    assert "NoRouteError" in done.stderr and f"nosuch_{UNIQUE}.ping" in done.stderr
+    return time.monotonic() - started, done
+
+
+def test_the_command_line_refuses_an_unbound_key_at_once(
+    broker: Broker, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    # Baseline: a call that succeeds (start-up, connecting, one round trip), the faster of two
+    baseline = min(run_cli(broker, tmp_path, "call", GUIDE_KEY)[0] for _ in range(2))
+    refusals = [run_cli(broker, tmp_path, "call", f"nosuch_{UNIQUE}.ping") for _ in range(2)]
+    for _, done in refusals:
+        assert done.returncode == 1
+        assert "NoRouteError" in done.stderr and f"nosuch_{UNIQUE}.ping" in done.stderr
+    refused = min(seconds for seconds, _ in refusals)
+    print(f"\n[routing, {broker.kind}] CLI NoRouteError {refused:.2f} s, a call {baseline:.2f} s")
+    assert refused < baseline + 1.0  # not the 15 s call timeout, nor any wait of its own
 
 
 def test_a_queue_bound_a_moment_ago_keeps_calls_until_its_worker_starts(
@@ -243,3 +257,9 @@ def test_the_binding_table_is_read_once_for_hits_and_again_on_every_miss() -> No
     bindings.append(("queues.my_queue.*", "my_queue"))  # bound a moment ago
     assert table.queue_for("queues.my_queue.ping") == "my_queue"
     assert len(reads) == 3
+
+
+def test_on_redis_a_key_several_bindings_match_goes_to_the_first_queue_by_name() -> None:
+    table = BindingTable(lambda: [("queues.#", "zeta"), ("queues.*.ping", "alpha")])
+    assert table.queue_for("queues.my_queue.ping") == "alpha"  # one message, never a fan-out
+    assert table.queue_for("queues.my_queue.pong") == "zeta"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -23,11 +24,12 @@ import redis
 from commissaire_tasks.app import celery_config, create_app
 from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
-from commissaire_tasks.errors import ConfigurationError
+from commissaire_tasks.errors import ConfigurationError, StorageLookupError
 from commissaire_tasks.ops.embedded import redis_binary as redis_server_binary
 from commissaire_tasks.storage.handlers.redis import RedisStoreHandler
 from commissaire_tasks.testing import RedisServer, WorkerProcess, free_port
-from tests.ledger import done_tokens
+from tests.ledger import DUPLICATED_AT_MOST, Ledger, restart_under_load
+from tests.report import record
 
 pytestmark = pytest.mark.reliability
 
@@ -133,8 +135,13 @@ def test_calls_results_and_records_go_through_sentinel(
     assert sentinels.master.client().keys("commissaire:store:Host:*")
 
 
-#: Calls a master killed under load may take with it (the replication window).
+#: Calls a master killed under load may take with it (the replication window): a call
+#: pushed, or popped by the worker, in its last milliseconds, not yet copied to the
+#: replica. Seen: 0 in most runs, 1 in some.
 LOST_TO_REPLICATION_AT_MOST = 2
+#: Calls a failover may run twice: those a restart may (``DUPLICATED_AT_MOST``), and
+#: calls whose acknowledgement the old master took but had not copied yet.
+DUPLICATED_IN_FAILOVER_AT_MOST = DUPLICATED_AT_MOST + LOST_TO_REPLICATION_AT_MOST
 
 
 def test_a_failover_under_load_loses_only_what_asynchronous_replication_may_lose(
@@ -144,69 +151,51 @@ def test_a_failover_under_load_loses_only_what_asynchronous_replication_may_lose
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("COMMISSAIRE_SENTINEL_MASTER", MASTER)
-    run = uuid.uuid4().hex[:8]
-    queue = {"name": f"ledger_{run}", "routing_key": f"ledger_{run}.*", "service": "ledger"}
-    record_url = redis_server.url.rsplit("/", 1)[0] + "/12"
-    record = redis.Redis.from_url(record_url)
-    worker = WorkerProcess(
-        broker_url=sentinels.url,
-        queues=[queue["name"]],
-        concurrency=2,
-        env={
-            "COMMISSAIRE_SERVICES": "tests.services",
-            "COMMISSAIRE_QUEUES": json.dumps([queue]),
-            "TEST_RECORD_URL": record_url,
-        },
-        log_dir=tmp_path,
+    # The default visibility timeout: no call may wait for it to complete.
+    ledger = Ledger(
+        sentinels, tmp_path, visibility_s=1800, record_server=redis_server, sentinel_master=MASTER
     )
-    bus = Bus(create_app(_settings(sentinels.url).replace(queues=(queue,))))
-    sent = 60
-    with worker:
-        results = [bus.send(f"ledger_{run}.work", run, token, 0.05) for token in range(sent)]
-        time.sleep(0.5)
-        old_master = sentinels.master.port
+    old_master = sentinels.master.port
+    promotion_s: list[float] = []
+
+    def watch_promotion() -> None:
+        promotion_s.append(
+            wait_until(lambda: sentinels.master_port() != old_master, 30, "a failover")
+        )
+
+    watcher = threading.Thread(target=watch_promotion, daemon=True)
+
+    def kill_master() -> None:
         assert sentinels.master.process is not None
         sentinels.master.process.kill()  # a crash: no shutdown, no last write of the file
-        killed = time.monotonic()
-        promoted = wait_until(lambda: sentinels.master_port() != old_master, 30, "a failover")
+        sentinels.master.process.wait()
+        watcher.start()
 
-        def tokens() -> list[int]:
-            return done_tokens(record, run)
+    restart = restart_under_load(ledger, kill_master, lambda: watcher.join(35), bound_s=BOUND_S)
+    received = [_result_or_error(result) for result in restart.results]
+    figures = restart.figures("sentinel failover, 60 calls")
+    figures["results_received"] = sum(1 for r in received if isinstance(r, int))
+    figures["seconds_to_promotion"] = round(promotion_s[0], 2)
+    assert sentinels.master_port() == sentinels.replica.port
+    assert restart.lost <= LOST_TO_REPLICATION_AT_MOST, restart.log[-3000:]
+    assert restart.seconds < BOUND_S, restart.seconds  # lost or not, the rest is done in time
+    restart.assert_only_calls_cut_by_the_outage_ran_twice(DUPLICATED_IN_FAILOVER_AT_MOST)
+    # A result the old master stored in its last milliseconds may be lost with it too.
+    assert figures["results_received"] >= restart.sent - restart.lost - LOST_TO_REPLICATION_AT_MOST
+    record(
+        "sentinel_failover",
+        **figures,
+        notes=f"every call not lost done {restart.seconds:.1f} s after the replica was "
+        f"promoted (asserted: under {BOUND_S:.0f} s); lost asserted <= "
+        f"{LOST_TO_REPLICATION_AT_MOST} (asynchronous replication)",
+    )
 
-        def all_done() -> bool:
-            return set(range(sent)) <= set(tokens())
 
-        try:
-            wait_until(all_done, BOUND_S, "every call completed")
-        except AssertionError:
-            pass
-        seconds = time.monotonic() - killed
-        received = []
-        for result in results:
-            try:
-                received.append(result.get(timeout=10))
-            except Exception as exc:  # noqa: BLE001 - counted below
-                received.append(type(exc).__name__)
-        time.sleep(1)  # let a late duplicate show itself
-        log = worker.log()
-    counts = Counter(tokens())
-    figures = {
-        "sent": sent,
-        "completed": len(counts),
-        "lost": sent - len(counts),
-        "duplicated": sum(n - 1 for n in counts.values() if n > 1),
-        "results_received": sum(1 for r in received if isinstance(r, int)),
-        "seconds_to_promotion": round(promoted, 2),
-        "seconds_to_complete_after_kill": round(seconds, 2),
-    }
-    print(f"\n[outages] sentinel failover, 60 calls: {json.dumps(figures)}")
-    # A SIGKILLed master takes with it what it had not copied to the replica yet (a
-    # call pushed, or popped by the worker, in its last milliseconds): Redis
-    # replication is asynchronous. Seen: 0 lost in most runs, 1 in some.
-    assert figures["lost"] <= LOST_TO_REPLICATION_AT_MOST, log[-3000:]
-    assert figures["results_received"] >= sent - figures["lost"]
-    if figures["lost"] == 0:
-        assert seconds < BOUND_S
+def _result_or_error(result: Any) -> Any:
+    try:
+        return result.get(timeout=10)
+    except Exception as exc:  # noqa: BLE001 - counted by the test
+        return type(exc).__name__
 
 
 def test_a_sentinel_broker_url_without_a_master_name_is_refused_naming_the_variable() -> None:
@@ -228,25 +217,44 @@ def test_the_master_name_reaches_the_broker_and_the_result_backend() -> None:
     assert config["result_backend_transport_options"]["master_name"] == MASTER
 
 
-def test_records_saved_across_a_failover_are_all_on_the_new_master(
+#: Seconds before its crash in which a write the old master acknowledged may not have
+#: reached its replica (asynchronous replication; milliseconds on loopback, this is the
+#: bound asserted on a loaded machine).
+REPLICATION_WINDOW_S = 1.0
+
+
+def test_records_saved_across_a_failover_are_on_the_new_master_but_the_replication_window(
     sentinels: SentinelSetup,
 ) -> None:
     options = {"url": sentinels.url, "master_name": MASTER, "prefix": f"fo{uuid.uuid4().hex[:6]}"}
     handler = RedisStoreHandler(RedisStoreHandler.check_config(options))
-    saved, failed = [], []
+    saved: dict[str, float] = {}  # key -> when its save returned
+    failed: list[str] = []
     assert sentinels.master.process is not None
+    killed = 0.0
     for index in range(60):
         if index == 20:
             sentinels.master.process.kill()  # the master crashes mid-load
+            sentinels.master.process.wait()
+            killed = time.monotonic()
         key = f"h{index}"
         try:
-            handler.save("Host", key, {"address": key})
-            saved.append(key)
+            handler.save("Host", key, {"address": key})  # (retried through the failover)
+            saved[key] = time.monotonic()
         except redis.RedisError:
             failed.append(key)
-    readable = [key for key in saved if handler.get("Host", key).data["address"] == key]
-    figures = {"saved": len(saved), "failed": len(failed), "readable_after": len(readable)}
+    missing = [key for key in saved if not _readable(handler, key)]
+    figures = {"saved": len(saved), "failed": len(failed), "missing_after": len(missing)}
     print(f"\n[outages] store records across a sentinel failover: {json.dumps(figures)}")
     assert sentinels.master_port() == sentinels.replica.port
-    assert readable == saved
-    assert len(saved) >= 20
+    # Lost: only saves the old master acknowledged in its last moments, never one the
+    # new master acknowledged (the handler does not WAIT for the replica: see README).
+    assert all(killed - REPLICATION_WINDOW_S < saved[key] < killed for key in missing), figures
+    assert len(saved) >= 40 and any(int(key[1:]) >= 20 for key in saved), failed
+
+
+def _readable(handler: RedisStoreHandler, key: str) -> bool:
+    try:
+        return handler.get("Host", key).data["address"] == key
+    except StorageLookupError:
+        return False

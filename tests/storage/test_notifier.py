@@ -26,7 +26,7 @@ def queued(url: str, queue: str) -> int:
         return int(connection.default_channel.queue_declare(queue, passive=True).message_count)
 
 
-@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+@pytest.mark.parametrize("broker", ["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 def test_every_delivery_waits_in_the_subscribers_queue_before_its_worker_ever_ran(
     broker: str, request: pytest.FixtureRequest, redis_server: RedisServer, unique: str
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from commissaire_tasks import models
 from commissaire_tasks.app import create_app
@@ -148,20 +149,28 @@ def test_invalid_data_is_refused_locally_before_sending(
     assert [e.split(":")[0] for e in error.value.errors] == ["type"]
 
 
-def test_invalid_data_sent_anyway_is_refused_by_the_service(
+@pytest.mark.reliability
+def test_invalid_data_sent_anyway_gets_validation_error_32602_from_the_worker_naming_each_field(
     storage: tuple[StorageClient, WorkerProcess, str],
 ) -> None:
-    client, _, _ = storage
-    with pytest.raises(ValidationError) as error:
-        client.bus.call("storage.save", "Host", {"address": "", "cpus": "many"})
-    # Data that does not fit the fields is refused before the rules are checked...
-    assert [e.split(":")[0] for e in error.value.errors] == ["cpus"]
-    with pytest.raises(ValidationError) as error:
-        client.bus.call("storage.save", "Network", {"name": "", "type": "not-a-type"})
+    client, _, url = storage
+    results = redis.Redis.from_url(url)
+
+    def refused(model: str, data: dict[str, Any]) -> list[str]:
+        """The fields the worker's ValidationError names; its code as stored must be -32602."""
+        call = client.bus.send("storage.save", model, data)  # past the client's own check
+        with pytest.raises(ValidationError) as error:
+            call.get(timeout=20)
+        stored = json.loads(results.get(f"celery-task-meta-{call.id}"))
+        assert stored["result"]["error"]["code"] == -32602, stored
+        return sorted(e.split(":")[0] for e in error.value.errors)
+
+    # Data that does not fit the fields is refused, every such field named, before the
+    # rules are checked...
+    assert refused("Host", {"address": "", "cpus": "many", "memory": "lots"}) == ["cpus", "memory"]
     # ...and data that fits them gets every broken rule listed.
-    assert sorted(e.split(":")[0] for e in error.value.errors) == ["name", "type"]
-    with pytest.raises(ValidationError):
-        client.bus.call("storage.save", "NoSuchModel", {"name": "x"})
+    assert refused("Network", {"name": "", "type": "not-a-type"}) == ["name", "type"]
+    assert refused("NoSuchModel", {"name": "x"}) == ["unknown model type 'NoSuchModel'"]
 
 
 def test_a_batch_with_one_bad_record_writes_nothing(

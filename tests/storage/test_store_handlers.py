@@ -17,7 +17,13 @@ from commissaire_tasks.storage.handlers.base import StoreHandler
 from commissaire_tasks.testing import RedisServer
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-KINDS = ["memory", "redis", "sqlite", "postgresql", "secrets"]
+KINDS = [
+    "memory",
+    "redis",
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    "secrets",
+]
 
 
 def options_for(kind: str, redis_server: RedisServer, tmp_path: Path) -> tuple[str, dict[str, Any]]:
@@ -106,7 +112,9 @@ def _save_concurrently(args: tuple[str, dict[str, Any], int]) -> tuple[str, int]
     return outcome.event, outcome.revision
 
 
-@pytest.mark.parametrize("kind", ["redis", "sqlite", "postgresql", "secrets"])
+@pytest.mark.parametrize(
+    "kind", ["redis", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "secrets"]
+)
 def test_concurrent_creates_of_one_record_count_one_created(
     kind: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
