@@ -71,10 +71,7 @@ class _Pusher:
             self.client = client
         self.declared: set[str] = set()
         self.origin = anon_nodename()
-        conf = app.conf
-        #: Celery settings the lean path cannot honour (read once: they are set at start).
-        self.unsupported = conf.task_send_sent_event or conf.task_protocol != 2
-        mode = conf.task_default_delivery_mode
+        mode = app.conf.task_default_delivery_mode
         self.delivery_mode = DELIVERY_MODES.get(mode, mode)
 
 
@@ -92,8 +89,8 @@ def try_publish(
         return None
     queue, declared = route
     pusher = _pusher(app)
-    if not declared and queue not in pusher.declared:
-        return None  # Celery's path declares it; the next call comes here
+    if pusher is None or (not declared and queue not in pusher.declared):
+        return None  # Celery's path connects, and declares the queue; the next call comes here
     parent = app.current_worker_task
     task_id = options.get("task_id") or str(uuid.uuid4())
     envelope = _envelope(app, pusher, name, args, kwargs, options, task_id, queue, parent)
@@ -112,21 +109,29 @@ def try_publish(
 
 
 def declared(app: Any, options: Mapping[str, Any]) -> None:
-    """Note that Celery's path just declared the call's queue (the next calls are lean)."""
-    queue = options.get("queue")
-    name = getattr(queue, "name", None)
-    state = app.__dict__.get("_lean_pusher")
-    if name and state is not None and state.pid == os.getpid():
-        state.declared.add(name)
+    """Celery's path just published the call: the broker answers and the queue is declared.
+
+    The pusher is made here, never on the lean path itself, so a caller that has not
+    reached the broker yet gets Celery's connection retries and errors, not a wait of
+    its own.
+    """
+    if not _lean_app(app):
+        return
+    pusher = _pusher(app) or _new_pusher(app)
+    name = getattr(options.get("queue"), "name", None)
+    if name:
+        pusher.declared.add(name)
 
 
 def _lean_app(app: Any) -> bool:
+    """Whether the app's calls may be lean (its broker and settings, read at its first call)."""
     lean = app.__dict__.get("_lean_broker")
     if lean is None:
         with app.connection_for_write() as connection:
-            lean = connection.get_transport_cls() is Transport
-        app._lean_broker = lean
-    if not lean or _pusher(app).unsupported:
+            ours = connection.get_transport_cls() is Transport
+        conf = app.conf
+        lean = app._lean_broker = ours and not conf.task_send_sent_event and conf.task_protocol == 2
+    if not lean:
         return False
     return not (signals.before_task_publish.receivers or signals.after_task_publish.receivers)
 
@@ -159,15 +164,18 @@ def _destination(
     return queue, route.get("declare") == []
 
 
-def _pusher(app: Any) -> _Pusher:
-    """The app's pusher in this process (a forked process makes its own)."""
+def _pusher(app: Any) -> _Pusher | None:
+    """The app's pusher in this process, if it has one (a forked process makes its own)."""
     pusher: _Pusher | None = app.__dict__.get("_lean_pusher")
-    if pusher is None or pusher.pid != os.getpid():
-        with _lock:
-            pusher = app.__dict__.get("_lean_pusher")
-            if pusher is None or pusher.pid != os.getpid():
-                pusher = app._lean_pusher = _Pusher(app)
-    return pusher
+    return pusher if pusher is not None and pusher.pid == os.getpid() else None
+
+
+def _new_pusher(app: Any) -> _Pusher:
+    with _lock:
+        pusher = _pusher(app)
+        if pusher is None:
+            pusher = app._lean_pusher = _Pusher(app)
+        return pusher
 
 
 def _envelope(
