@@ -66,9 +66,15 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+ROOT = "commissaire_tasks"
+
+
 def layer_of(module: str) -> int:
-    best = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len)
-    return LAYERS[best]
+    """The layer of ``module``'s longest listed prefix (the root names its ``__init__`` only)."""
+    listed = [p for p in LAYERS if module == p or (p != ROOT and module.startswith(p + "."))]
+    if not listed:
+        raise LookupError(f"{module} has no layer: add it (or its package) to LAYERS")
+    return LAYERS[max(listed, key=len)]
 
 
 class _Imports(ast.NodeVisitor):
@@ -153,6 +159,11 @@ def upward_imports(graph: dict[str, set[str]]) -> list[str]:
 def test_every_module_of_the_package_has_a_layer() -> None:
     for name in modules():
         assert isinstance(layer_of(name), int), name
+
+
+def test_a_new_top_level_module_without_a_layer_is_reported() -> None:
+    with pytest.raises(LookupError, match="commissaire_tasks.newcomer has no layer"):
+        layer_of("commissaire_tasks.newcomer")
 
 
 def test_no_module_imports_from_a_higher_layer() -> None:

@@ -80,6 +80,7 @@ def worker_commands(
     """``celery -A <module> worker`` per module; ``-A commissaire_tasks -Q ...`` without ``app``."""
     commands = []
     seen: dict[str, int] = {}
+    settings = load_settings()  # the queues of each service: the one queue rule
     for module in modules:
         if not module.services:
             continue
@@ -93,7 +94,9 @@ def worker_commands(
         if module.has_app:
             args += ["-A", module.name, "worker"]
         else:
-            queues = ",".join(spec.default_queue.name for spec in module.services)
+            queues = ",".join(
+                queue.name for spec in module.services for queue in spec.queues(settings)
+            )
             args += ["-A", "commissaire_tasks", "worker", "-Q", queues]
             env[ENV_SERVICES] = module.name
         args += ["-l", loglevel, "-n", nodename]

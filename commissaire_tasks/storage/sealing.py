@@ -15,7 +15,6 @@ from typing import Any
 from ..config import ENV_SECRETS_KEY
 from ..errors import ConfigurationError, InvalidParams
 
-#: Environment variable holding the Fernet key shared by clients and storage.
 #: The one key of a sealed payload.
 SEALED = "__sealed__"
 

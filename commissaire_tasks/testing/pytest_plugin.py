@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ..config import ENV_SERVICES
 from .processes import WorkerProcess
 from .servers import RedisServer
 
@@ -44,7 +45,7 @@ def worker_factory(
     ) -> WorkerProcess:
         extra_env = dict(env or {})
         if services:
-            extra_env["COMMISSAIRE_SERVICES"] = services
+            extra_env[ENV_SERVICES] = services
         worker = WorkerProcess(
             broker_url=broker_url or redis_server.url,
             queues=queues,
