@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,6 +61,8 @@ class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
         self._reply_to = REPLY_TO_PREFIX + uuid.uuid4().hex
         self.reply_key = reply_key(self.backend, self._reply_to)
         self._expected: OrderedDict[str, None] = OrderedDict()
+        #: Calls no longer awaited, forgotten from ``_expected`` at the next locked step.
+        self._cancelled: deque[str] = deque()
         self._lock = threading.Lock()
         self._turn = threading.Condition(self._lock)
         self._reading = False
@@ -76,6 +78,7 @@ class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
     def expect(self, task_id: str) -> None:
         """Note that ``task_id``'s result will come to this process's reply list."""
         with self._lock:
+            self._forget_cancelled()
             self._expected[task_id] = None
             if len(self._expected) > REMEMBERED_CALLS:
                 self._expected.popitem(last=False)
@@ -84,7 +87,13 @@ class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
     def awaited(self) -> set[str]:
         """The calls whose results this process still expects on its reply list."""
         with self._lock:
+            self._forget_cancelled()
             return set(self._expected)
+
+    def _forget_cancelled(self) -> None:
+        """Drop the calls :meth:`cancel_for` gave up on (the lock is held)."""
+        while self._cancelled:
+            self._expected.pop(self._cancelled.popleft(), None)
 
     # Celery's consumer interface: nothing to subscribe to or cancel.
     def start(self, initial_task_id: str, **kwargs: Any) -> None:
@@ -100,8 +109,13 @@ class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
         pass
 
     def cancel_for(self, task_id: str) -> None:
-        with self._lock:
-            self._expected.pop(task_id, None)
+        """Stop expecting ``task_id`` (its result was fulfilled or dropped).
+
+        ``AsyncResult.__del__`` calls this, so the garbage collector may run it in a
+        thread that holds the lock already (inside :meth:`is_expected`, say): it takes
+        no lock, and the next locked step forgets the call.
+        """
+        self._cancelled.append(task_id)
 
     def drain_events(self, timeout: float | None = None) -> None:
         self._pop_or_follow(timeout or CHECK_KEYS_S)
@@ -171,6 +185,7 @@ class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
 
     def is_expected(self, task_ids: list[str]) -> bool:
         with self._lock:
+            self._forget_cancelled()
             return all(task_id in self._expected for task_id in task_ids)
 
     def on_state_change(self, meta: dict[str, Any], message: Any) -> None:

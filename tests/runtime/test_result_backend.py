@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -200,3 +201,22 @@ def test_a_plain_celery_app_finds_the_backend_by_its_lean_scheme() -> None:
         set_as_current=False,
     )
     assert type(sentinel_app.backend).__name__ == "LeanSentinelBackend"
+
+
+def test_a_result_the_garbage_collector_drops_mid_wait_never_deadlocks_the_caller(
+    bus: Bus,
+) -> None:
+    """``AsyncResult.__del__`` stops expecting its call; the collector may run it while the
+    waiting thread holds the consumer's lock (a caller hung for good that way)."""
+    consumer = bus.app.backend.result_consumer
+    consumer.expect("dropped-call")
+
+    def collect_while_locked() -> None:
+        with consumer._lock:  # as inside is_expected(), when the collector ran __del__
+            consumer.cancel_for("dropped-call")
+
+    collector = threading.Thread(target=collect_while_locked, daemon=True)
+    collector.start()
+    collector.join(5)
+    assert not collector.is_alive(), "cancel_for blocked on the lock its own thread held"
+    assert "dropped-call" not in consumer.awaited
