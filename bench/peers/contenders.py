@@ -44,6 +44,8 @@ class Contender:
             or ``floor`` (bare redis-py).
         broker: ``redis`` or ``rabbitmq`` (results are in Redis on both).
         kind: For ``celery``: the client kind of :mod:`bench.peers.celery_client`.
+        results_scheme: Put before the Redis results URL: ``lean+`` names our lean
+            result path where the broker is not Redis (on Redis it is the default).
     """
 
     key: str
@@ -51,6 +53,7 @@ class Contender:
     family: str
     broker: str
     kind: str = ""
+    results_scheme: str = ""
 
     @property
     def batched(self) -> bool:
@@ -77,10 +80,11 @@ CONTENDERS: tuple[Contender, ...] = (
     Contender(CELERY_REDIS, "bare Celery, Redis", "celery", "redis", "bare"),
     Contender(
         OURS_RABBITMQ,
-        "commissaire-tasks, RabbitMQ + Redis results",
+        "commissaire-tasks, RabbitMQ + lean+redis:// results",
         "celery",
         "rabbitmq",
         "framework",
+        "lean+",
     ),
     Contender(
         CELERY_RABBITMQ, "bare Celery, RabbitMQ + Redis results", "celery", "rabbitmq", "bare"
@@ -141,7 +145,7 @@ def start(contender: Contender, setup: Setup, stack: contextlib.ExitStack) -> Ru
         broker_url = vhost.create()
     env = {
         "BENCH_PEER_BROKER": broker_url,
-        "BENCH_PEER_RESULTS": server.url if server is not None else "",
+        "BENCH_PEER_RESULTS": contender.results_scheme + server.url if server is not None else "",
         "BENCH_PEER_TIMEOUT_S": str(setup.timeout_s),
     }
     if contender.family == "celery":
