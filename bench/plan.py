@@ -55,7 +55,7 @@ class Plan:
     )
     payload_rounds: int = 3
     drain_calls: int = 100_000
-    storage_calls: int = 100
+    storage_calls: int = 300
     bridge_calls: int = 200
     warmup_calls: int = 10
     ping_calls: int = 2000

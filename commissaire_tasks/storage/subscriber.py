@@ -127,8 +127,20 @@ def callbacks_of(service: Any, broadcast: bool = False) -> list[tuple[str, str, 
     return found
 
 
-def _declarations(cls: type[Any], broadcast: bool) -> list[tuple[str, str, str]]:
+#: (class, broadcast) -> its declarations, read once per class, not per delivery.
+_declared_by_class: dict[tuple[type[Any], bool], tuple[tuple[str, str, str], ...]] = {}
+
+
+def _declarations(cls: type[Any], broadcast: bool) -> tuple[tuple[str, str, str], ...]:
     """(model, event, attribute) of each ``@on_storage_change`` method of ``cls``."""
+    found = _declared_by_class.get((cls, broadcast))
+    if found is None:
+        found = _declared_by_class[cls, broadcast] = _scan(cls, broadcast)
+    return found
+
+
+def _scan(cls: type[Any], broadcast: bool) -> tuple[tuple[str, str, str], ...]:
+    """The declarations of ``cls`` (its decorators ran when it was defined)."""
     found = []
     seen: set[str] = set()
     for klass in cls.__mro__:
@@ -139,7 +151,7 @@ def _declarations(cls: type[Any], broadcast: bool) -> list[tuple[str, str, str]]
             for model_name, event, wanted in getattr(function, _DECLARED, []):
                 if wanted == broadcast:
                     found.append((model_name, event, attribute))
-    return found
+    return tuple(found)
 
 
 def parse_notification(body: Any) -> tuple[str, Model] | None:
