@@ -65,7 +65,8 @@ def identical_app(
             never routes, and building a framework app would connect the
             framework's process-wide signal handlers, so workers pass False.
     """
-    settings = Settings(broker_url=broker_url, result_backend=result_backend)
+    # Celery's own Redis result backend: the lean one (the framework's default) is ours.
+    settings = Settings(broker_url=broker_url, result_backend=result_backend or "pubsub")
     app = Celery("bare_identical", set_as_current=False)
     app.conf.update(celery_config(settings))
     app.conf.task_queues = [QueueSpec.default_for(BARE_QUEUE).to_kombu(settings.exchange)]
