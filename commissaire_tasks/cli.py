@@ -310,7 +310,8 @@ def _dead_letters(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 
 def _add_flower(commands: Any) -> None:
-    from .ops.flower import DEFAULT_ADDRESS, DEFAULT_PORT, ENV_FLOWER_AUTH
+    from .config import ENV_FLOWER_AUTH
+    from .ops.flower import DEFAULT_ADDRESS, DEFAULT_PORT
 
     flower = commands.add_parser("flower", help="run Flower on the broker, with basic auth")
     flower.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")

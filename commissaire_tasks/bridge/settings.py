@@ -46,6 +46,7 @@ DEFAULT_BINDINGS = ("#",)
 DEFAULT_QUEUE = "commissaire-bridge"
 DEFAULT_THREADS = 16
 
+
 @dataclass(frozen=True)
 class BridgeSettings:
     """What a bridge process consumes and how many calls it runs at once.

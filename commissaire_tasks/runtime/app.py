@@ -34,7 +34,7 @@ __all__ = ["CommissaireCelery", "celery_config", "create_app", "default_app"]
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings every app of ours starts from (see README, "Configuration")."""
-    transport = {
+    transport: dict[str, Any] = {
         # A message a dead worker took is handed out again after this many seconds.
         "visibility_timeout": settings.visibility_timeout_s,
         # ...checked for every 5 s (kombu's default sweep is every 100 s).
@@ -43,7 +43,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
     }
-    results = {
+    results: dict[str, Any] = {
         "visibility_timeout": settings.visibility_timeout_s,
         # How long a caller's reply list outlives its caller (lean result path).
         "reply_expires": settings.reply_expires_s,

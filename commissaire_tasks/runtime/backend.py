@@ -66,7 +66,7 @@ def lean_backend(app: Any = None, url: str | None = None, **kwargs: Any) -> Redi
     Celery calls a backend name's target with ``app`` and the URL after ``lean+``;
     either form is accepted.
     """
-    target = url[len(LEAN_SCHEME) :] if is_lean_url(url) else url
+    target = url[len(LEAN_SCHEME) :] if url is not None and is_lean_url(url) else url
     if not target or "://" not in target:
         raise ValueError(f"the lean result backend needs a Redis URL, not {url!r}")
     base, target = backends.by_url(target, getattr(app, "loader", None))

@@ -49,6 +49,9 @@ REMEMBERED_CALLS = 65536
 class ReplyListConsumer(BaseResultConsumer):  # type: ignore[misc]
     """Celery's result consumer interface, served from one reply list (see the module)."""
 
+    #: Celery's hook for every state a waiting call receives (set per wait).
+    on_message: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # A master demoted in a failover answers READONLY until the client finds the new one.

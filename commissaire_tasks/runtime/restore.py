@@ -106,7 +106,11 @@ def broker_of(channel: Any) -> str:
     return f"{channel.connection.client.as_uri()}#{channel.unacked_key}"
 
 
-class RestoringQoS(kombu_redis.QoS):  # type: ignore[misc]
+#: kombu's Redis QoS, untyped: its methods are called here as ``Any``.
+_KombuRedisQoS: Any = kombu_redis.QoS
+
+
+class RestoringQoS(_KombuRedisQoS):  # type: ignore[misc]
     """kombu's Redis QoS that retries a failed restore once Redis is back."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

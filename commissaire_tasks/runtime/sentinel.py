@@ -64,4 +64,7 @@ def master_client(url: str, master_name: str | None, **options: Any) -> redis.Re
     sentinel = Sentinel(
         list(parsed.nodes), socket_connect_timeout=options.get("socket_connect_timeout", 5)
     )
-    return sentinel.master_for(master_name, db=parsed.db, password=parsed.password, **options)
+    master: redis.Redis = sentinel.master_for(
+        master_name, db=parsed.db, password=parsed.password, **options
+    )
+    return master

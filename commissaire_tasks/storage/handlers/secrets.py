@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..sealing import ENV_SECRETS_KEY, Sealer
+from ...config import ENV_SECRETS_KEY
+from ..sealing import Sealer
 from .redis import RedisStoreHandler
 
 
