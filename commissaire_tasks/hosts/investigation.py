@@ -2,10 +2,11 @@
 
 ``investigating`` is saved as soon as the investigation holds the host's lock; then
 the facts (``os``, ``cpus``, ``memory``, ``space``, ``last_check``) with
-``bootstrapping``; then ``disassociated``, or ``active`` once its cluster's container
-manager registered it. Any failure saves ``failed`` with ``reason`` (step, exit
-status, end of output). A second investigation of a host while one runs is refused
-with :class:`~commissaire_tasks.errors.InvestigationInProgress` (-32051).
+``bootstrapping``, kept while the cluster's container manager registers the host;
+then ``active`` once registered, or ``disassociated`` (no manager to register with).
+Any failure saves ``failed`` with ``reason`` (step, exit status, end of output). A
+second investigation of a host while one runs is refused with
+:class:`~commissaire_tasks.errors.InvestigationInProgress` (-32051).
 """
 
 from __future__ import annotations
@@ -139,16 +140,18 @@ class Investigation:
         variables = bootstrap_variables(target, network, self.config)
         playbook = bootstrap_playbook(command_set)
         self._ansible("bootstrap", playbook, target, creds.ssh_priv_key, variables)
-        host = self.records.update(address, status="disassociated", reason={})
+        ready = "disassociated"
         if cluster is not None and cluster.container_manager:
+            # Still bootstrapping while the manager answers: whoever waits for a final
+            # status never sees a ready host that is about to turn active or failed.
             self._step(address, progress, 3)
             try:
                 registered = self.register(host, cluster)
             except Exception as exc:  # noqa: BLE001 - any failure of the manager's call
                 raise _Failed("register", None, f"{type(exc).__name__}: {exc}") from exc
             if registered:
-                host = self.records.update(address, status="active")
-        return host
+                ready = "active"
+        return self.records.update(address, status=ready, reason={})
 
     def _ansible(
         self,
