@@ -164,7 +164,7 @@ def render_table(results: dict[str, Any]) -> str:
         add(f"collected calls/s, -c {conc}", _rates(cell), "thr" if conc == c else "")
     add(f"  send phase calls/s, -c {c}", _rates(rows["throughput"][f"c{c}"], "send_median"))
     if "batch" in rows:
-        add(f"batched calls/s, -c {c} (call_many)", _rates(rows["batch"]), "batch")
+        add(f"batched calls/s, -c {c} (call_many, chunks)", _rates(rows["batch"]), "batch")
     add("publish-only calls/s (no worker)", _rates(rows["publish_only"]), "pub")
     cost = rows.get("cost", {}).get("systems", {})
     if cost:

@@ -30,7 +30,9 @@ from celery._state import get_current_worker_task
 from kombu.exceptions import BatchPublishError
 
 from .errors import BrokerUnavailable, CallTimeout
+from .runtime import batches
 from .runtime.app import CommissaireCelery, default_app
+from .runtime.publish import local_task
 from .runtime.results import UNREACHABLE, BoundedResult
 
 __all__ = ["Bus", "call", "call_many", "send", "notify", "notify_many", "request"]
@@ -74,17 +76,25 @@ class Bus:
         params: Iterable[Params],
         timeout: float | None = None,
         return_exceptions: bool = False,
+        chunk_size: int | None = None,
     ) -> list[Any]:
         """Call one method once per parameter set; the results come back in order.
 
         Every call is published, in pipelined batches over one broker connection,
         before any is awaited, and the whole batch waits at most ``timeout`` (not
-        ``timeout`` per call). The first failure (in order)
+        ``timeout`` per call). More than 16 calls travel in chunks, at most 16
+        messages, each chunk's calls run in order by one worker process
+        (:mod:`~commissaire_tasks.runtime.batches`); ``chunk_size`` sets the calls
+        per message (1: one message per call). The first failure (in order)
         is raised, or with ``return_exceptions`` each failure takes its call's place
         in the list, as with :func:`asyncio.gather`.
         """
         calls = [_merge((), each, {}) for each in params]
-        values = self._join(routing_key, self._publish_many(routing_key, calls), timeout)
+        size = batches.chunk_size(len(calls), chunk_size)
+        if size > 1 and local_task(routing_key) is None:
+            values = self._call_chunks(routing_key, calls, size, timeout)
+        else:
+            values = self._join(routing_key, self._publish_many(routing_key, calls), timeout)
         if not return_exceptions:
             for value in values:
                 if isinstance(value, BaseException):
@@ -122,28 +132,56 @@ class Bus:
         routing_key: str,
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
+        /,
         **options: Any,
     ) -> BoundedResult:
         # The one publish path (size check, self-call rule, BrokerUnavailable): runtime.publish.
         return self.app.send_task(routing_key, args=args, kwargs=kwargs, **options)  # type: ignore[no-any-return]
 
     def _publish_many(
-        self, routing_key: str, calls: list[tuple[Sequence[Any], Mapping[str, Any]]], **options: Any
+        self,
+        routing_key: str,
+        calls: Sequence[batches.Call],
+        task: str | None = None,
+        /,
+        **options: Any,
     ) -> list[BoundedResult]:
         """Publish a batch through one producer; on Redis as pipelined commands.
 
         kombu's publish batch sends up to 1,000 buffered commands per round trip.
         If sending fails the caller gets :class:`BrokerUnavailable` and some of the
         calls may have been queued: a batch retried may run some calls twice.
+        ``task`` names another task than the routing key's (a chunk of calls).
         """
         try:
             with self.app.producer_or_acquire() as producer, _batched(producer):
                 return [
-                    self._publish(routing_key, args, kwargs, producer=producer, **options)
+                    self._publish(task or routing_key, args, kwargs, producer=producer, **options)
                     for args, kwargs in calls
                 ]
         except (*UNREACHABLE, BatchPublishError) as exc:
             raise BrokerUnavailable(routing_key, str(exc)) from exc
+        except BrokerUnavailable as exc:
+            if exc.routing_key == routing_key:
+                raise
+            raise BrokerUnavailable(routing_key, str(exc.__cause__ or exc)) from exc
+
+    def _call_chunks(
+        self, routing_key: str, calls: list[batches.Call], size: int, timeout: float | None
+    ) -> list[Any]:
+        """Every call's value, sent in chunks of ``size`` to the routing key's queue."""
+        route = self.app.route_call(routing_key, (), {}, {})  # NoRouteError before sending
+        limit = self.app.settings.max_payload_bytes
+        chunks = batches.split(routing_key, calls, size, limit)
+        carried: list[batches.Call] = [((routing_key, chunk), {}) for chunk in chunks]
+        results = self._publish_many(routing_key, carried, batches.BATCH_TASK, **route)
+        values: list[Any] = []
+        for chunk, outcome in zip(chunks, self._join(routing_key, results, timeout), strict=True):
+            if isinstance(outcome, BaseException):
+                values.extend([outcome] * len(chunk))
+            else:
+                values.extend(batches.values_of(outcome, len(chunk)))
+        return values
 
     def _join(
         self, routing_key: str, results: list[BoundedResult], timeout: float | None

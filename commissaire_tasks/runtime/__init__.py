@@ -5,6 +5,7 @@ bus, service, storage, ops, testing and the command line). Its modules are publi
 extension points: ``app`` (the app factory), ``registry`` (service specs and the
 queue rule), ``tasks`` (task registration and this process's instances),
 ``startup`` (the worker bootstep and its hooks), ``events`` (task events on
-demand), ``results``, ``consumer``, ``transport``, ``logs``, ``loader`` (service
-modules), ``introspect`` and ``deadletters``. Underscore modules are its private helpers.
+demand), ``batches`` (``call_many``'s chunks), ``results``, ``consumer``,
+``transport``, ``logs``, ``loader`` (service modules), ``introspect`` and
+``deadletters``. Underscore modules are its private helpers.
 """

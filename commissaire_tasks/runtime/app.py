@@ -21,7 +21,7 @@ from kombu.utils.objects import cached_property
 
 from ..config import TASK_EVENTS_ON, Settings, load_settings
 from ..routing import QueueSpec, Router
-from . import events, publish, startup
+from . import batches, events, publish, startup
 from ._bindings import BrokerRoutes
 from .backend import is_lean_url, lean_backend
 from .logs import install as install_logging
@@ -196,6 +196,7 @@ def create_app(
     app.conf.task_routes = (app.route_call,)
     startup.install(app)
     events.install(app)
+    batches.install(app)
     install_logging(app)
     installer = _ServiceInstaller(app, services)
     app._commissaire_installer = installer  # keeps the registry's weak reference alive
