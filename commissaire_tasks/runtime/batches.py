@@ -11,7 +11,8 @@ outcome per call: ``{"result": ...}`` or ``{"error": <JSON-RPC error>}``.
 
 What changes for the calls of a chunk: they run in one worker process, in order
 (``chunk_size=1`` sends one message per call); a chunk redelivered after its
-worker died runs all its calls again (at least once, as any call); a call's
+worker died runs all its calls again (at least once, as any call), with the same
+call ids (``<chunk id>.<index>``), so storage's writes stay idempotent per call; a call's
 ``Message.progress`` is not reported, and ``Message.retry`` runs the call again
 at once.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -101,17 +103,23 @@ def _run_chunk(task: Any, routing_key: str, calls: Any) -> list[dict[str, Any]]:
     if not isinstance(routing_key, str) or not isinstance(calls, list):
         raise InvalidParams("a chunk is a routing key and a list of [args, kwargs] calls")
     target = task.app.tasks.get(routing_key)
-    return [_outcome(target, routing_key, call) for call in calls]
+    chunk_id = task.request.id or str(uuid.uuid4())
+    # Each call's id derives from the chunk's, so a redelivered chunk repeats the same
+    # ids and writes that are idempotent per call id (storage) stay so.
+    return [
+        _outcome(target, routing_key, call, f"{chunk_id}.{index}")
+        for index, call in enumerate(calls)
+    ]
 
 
-def _outcome(target: Any, routing_key: str, call: Any) -> dict[str, Any]:
+def _outcome(target: Any, routing_key: str, call: Any, call_id: str) -> dict[str, Any]:
     if not isinstance(target, ServiceTask):
         missing = MethodNotFound(f"method not found: {routing_key!r}", data={"task": routing_key})
         return {"error": jsonrpc_error(missing)}
     if not _is_call(call):
         return {"error": jsonrpc_error(InvalidParams("a call is [args list, kwargs object]"))}
     args, kwargs = call
-    outcome = target.apply(args=args, kwargs=kwargs, routing_key=routing_key)
+    outcome = target.apply(args=args, kwargs=kwargs, task_id=call_id, routing_key=routing_key)
     if outcome.failed():
         return {"error": failure_as_jsonrpc(outcome.result)}
     return {"result": outcome.result}

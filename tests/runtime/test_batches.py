@@ -57,7 +57,7 @@ def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
     log_dir = tmp_path_factory.mktemp("batches")
     with WorkerProcess(
         broker_url=redis_server.url,
-        queues=["simple", "error"],
+        queues=["simple", "error", "introspect"],
         concurrency=2,
         env={"COMMISSAIRE_SERVICES": SERVICES},
         log_dir=log_dir,
@@ -92,6 +92,18 @@ def test_chunked_calls_get_the_errors_single_calls_get(worker: Path, bus: Bus) -
     assert all(isinstance(error, StorageLookupError) for error in typed)
     assert typed[0].code == -20000 and typed[0].data["key"] == "k"
     assert bus.call("simple.add", 1, 2) == 3  # and the worker goes on
+
+
+def test_a_call_in_a_chunk_has_an_id_derived_from_its_chunk(worker: Path, bus: Bus) -> None:
+    # A redelivered chunk repeats these ids: storage's writes stay idempotent per call id.
+    described = bus.call_many("introspect.describe", [[]] * 20, chunk_size=10)
+    chunks = [described[:10], described[10:]]
+    for chunk in chunks:
+        prefix = chunk[0]["id"].rsplit(".", 1)[0]
+        assert [d["id"] for d in chunk] == [f"{prefix}.{i}" for i in range(10)]
+        assert {d["routing_key"] for d in chunk} == {"introspect.describe"}
+        assert {d["method"] for d in chunk} == {"describe"}
+    assert chunks[0][0]["id"] != chunks[1][0]["id"]
 
 
 def test_each_call_of_a_chunk_gets_its_own_log_line(worker: Path, bus: Bus) -> None:
