@@ -27,7 +27,13 @@ from typing import Any
 
 from celery import Celery
 
-from ..errors import InvalidParams, MethodNotFound, error_from_jsonrpc, jsonrpc_error
+from ..errors import (
+    InternalError,
+    InvalidParams,
+    MethodNotFound,
+    error_from_jsonrpc,
+    jsonrpc_error,
+)
 from .publish import check_size
 from .results import failure_as_jsonrpc
 from .tasks import ServiceTask
@@ -78,8 +84,9 @@ def split(routing_key: str, calls: Sequence[Call], size: int, limit: int) -> lis
 
 def values_of(outcomes: Any, expected: int) -> list[Any]:
     """A chunk's answer as values, each failed call's error as an exception."""
-    if not isinstance(outcomes, list) or len(outcomes) != expected:
-        error = InvalidParams("a chunk of calls was answered with something else")
+    well_formed = isinstance(outcomes, list) and len(outcomes) == expected
+    if not well_formed or not all(isinstance(outcome, dict) for outcome in outcomes):
+        error = InternalError("a chunk of calls was answered with something else")
         return [error] * expected
     return [
         error_from_jsonrpc(outcome["error"]) if "error" in outcome else outcome.get("result")

@@ -14,6 +14,7 @@ from commissaire_tasks.bus import Bus
 from commissaire_tasks.config import load_settings
 from commissaire_tasks.errors import (
     CallTimeout,
+    InternalError,
     InvalidParams,
     MethodNotFound,
     PayloadTooLarge,
@@ -48,8 +49,9 @@ def test_a_chunk_stays_under_the_payload_limit_and_an_oversized_call_names_its_k
 
 def test_a_chunk_answered_with_anything_but_its_outcomes_fails_each_call() -> None:
     assert values_of([{"result": 1}, {"error": {"code": -32601, "message": "m"}}], 2)[0] == 1
-    assert isinstance(values_of([{"result": 1}], 2)[1], InvalidParams)
-    assert isinstance(values_of("nonsense", 1)[0], InvalidParams)
+    assert isinstance(values_of([{"result": 1}], 2)[1], InternalError)
+    assert isinstance(values_of("nonsense", 1)[0], InternalError)
+    assert isinstance(values_of([3], 1)[0], InternalError)
 
 
 @pytest.fixture(scope="module")
