@@ -84,8 +84,12 @@ class NoRouteError(BusError):
 
     def __init__(self, routing_key: str, reason: str = "") -> None:
         self.routing_key = routing_key
+        self.reason = reason
         detail = f": {reason}" if reason else ""
         super().__init__(f"no queue is bound to routing key {routing_key!r}{detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.routing_key, self.reason))
 
 
 class CallTimeout(BusError):
@@ -96,13 +100,22 @@ class CallTimeout(BusError):
         self.timeout_s = timeout_s
         super().__init__(f"no answer from {routing_key!r} within {timeout_s:g} s")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.routing_key, self.timeout_s))
+
 
 class BrokerUnavailable(BusError):
     """Raised when the broker or result backend cannot be reached within the caller's timeout."""
 
     def __init__(self, routing_key: str, reason: str) -> None:
         self.routing_key = routing_key
+        self.reason = reason
         super().__init__(f"cannot reach the broker for {routing_key!r}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pool process hands exceptions to its worker by pickle (billiard's pipe, never
+        # the wire): one that cannot be rebuilt from its arguments kills the worker.
+        return (type(self), (self.routing_key, self.reason))
 
 
 class ModelError(CommissaireTasksError):
@@ -115,6 +128,9 @@ class ValidationError(ModelError):
     def __init__(self, message: str, errors: list[str] | None = None) -> None:
         self.errors = list(errors or [])
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.errors))
 
 
 class CoercionError(ValidationError):
