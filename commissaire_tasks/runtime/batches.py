@@ -19,7 +19,6 @@ at once.
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -70,8 +69,7 @@ def split(routing_key: str, calls: Sequence[Call], size: int, limit: int) -> lis
     current: list[Call] = []
     used = 0
     for args, kwargs in calls:
-        check_size(routing_key, args, kwargs, limit)
-        cost = len(json.dumps([args, kwargs], separators=(",", ":"), default=str)) + 1
+        cost = check_size(routing_key, args, kwargs, limit) + 1  # and a comma
         if current and (len(current) == size or used + cost > budget):
             chunks.append(current)
             current, used = [], 0

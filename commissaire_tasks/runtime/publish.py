@@ -87,14 +87,18 @@ def _may_be_waited_for(options: Mapping[str, Any]) -> bool:
     return not any(options.get(k) for k in _PUBLISHED_OPTIONS)
 
 
-def check_size(routing_key: str, args: Any, kwargs: Any, limit: int) -> None:
-    """Refuse parameters whose JSON is over ``limit`` bytes, before anything is sent."""
+def check_size(routing_key: str, args: Any, kwargs: Any, limit: int) -> int:
+    """Refuse parameters whose JSON is over ``limit`` bytes, before anything is sent.
+
+    Returns the size, for callers that budget bytes (``call_many``'s chunks).
+    """
     size = len(json.dumps([args, kwargs], separators=(",", ":"), default=str))
     if size > limit:
         raise PayloadTooLarge(
             f"parameters of {routing_key!r} are {size} bytes, over the {limit}-byte limit",
             data={"size": size, "limit": limit},
         )
+    return size
 
 
 def local_task(routing_key: str) -> Any:
