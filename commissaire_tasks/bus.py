@@ -161,10 +161,6 @@ class Bus:
                 ]
         except (*UNREACHABLE, BatchPublishError) as exc:
             raise BrokerUnavailable(routing_key, str(exc)) from exc
-        except BrokerUnavailable as exc:
-            if exc.routing_key == routing_key:
-                raise
-            raise BrokerUnavailable(routing_key, str(exc.__cause__ or exc)) from exc
 
     def _call_chunks(
         self, routing_key: str, calls: list[batches.Call], size: int, timeout: float | None
@@ -174,7 +170,10 @@ class Bus:
         limit = self.app.settings.max_payload_bytes
         chunks = batches.split(routing_key, calls, size, limit)
         carried: list[batches.Call] = [((routing_key, chunk), {}) for chunk in chunks]
-        results = self._publish_many(routing_key, carried, batches.BATCH_TASK, **route)
+        try:
+            results = self._publish_many(routing_key, carried, batches.BATCH_TASK, **route)
+        except BrokerUnavailable as exc:  # raised naming the chunk task: name the caller's key
+            raise BrokerUnavailable(routing_key, exc.reason) from exc
         values: list[Any] = []
         for chunk, outcome in zip(chunks, self._join(routing_key, results, timeout), strict=True):
             if isinstance(outcome, BaseException):

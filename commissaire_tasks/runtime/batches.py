@@ -35,7 +35,7 @@ from ..errors import (
 )
 from .publish import check_size
 from .results import failure_as_jsonrpc
-from .tasks import ServiceTask
+from .tasks import LateAckTask, ServiceTask
 
 __all__ = ["BATCH_TASK", "MAX_MESSAGES", "Call", "chunk_size", "install", "split", "values_of"]
 
@@ -94,13 +94,7 @@ def values_of(outcomes: Any, expected: int) -> list[Any]:
 
 def install(app: Celery) -> None:
     """Register :data:`BATCH_TASK` on ``app`` (late acknowledged, as every call)."""
-    app.task(
-        name=BATCH_TASK,
-        bind=True,
-        shared=False,
-        acks_late=True,
-        reject_on_worker_lost=True,
-    )(_run_chunk)
+    app.task(name=BATCH_TASK, bind=True, shared=False, base=LateAckTask)(_run_chunk)
 
 
 def _run_chunk(task: Any, routing_key: str, calls: Any) -> list[dict[str, Any]]:

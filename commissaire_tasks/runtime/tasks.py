@@ -25,13 +25,19 @@ from .registry import ServiceSpec
 logger = logging.getLogger(__name__)
 
 
-class ServiceTask(Task):  # type: ignore[misc]
-    """Base of every task that runs a service method."""
+class LateAckTask(Task):  # type: ignore[misc]
+    """Base of every task of ours: acknowledged after it ran, requeued when its process dies.
 
-    #: Tasks are acknowledged after they ran, and requeued when their process dies,
-    #: so a killed worker loses no call (see README, "Guarantees").
+    So a killed worker loses no call (see README, "Guarantees").
+    """
+
     acks_late = True
     reject_on_worker_lost = True
+
+
+class ServiceTask(LateAckTask):
+    """Base of every task that runs a service method."""
+
     #: Where the method lives, for introspection (Flower, status).
     service_name: str = ""
     method_name: str = ""

@@ -45,9 +45,10 @@ def test_a_host_of_a_cluster_with_a_container_manager_is_registered_and_ends_act
     )
 
     add_host(address)
-    host, _ = wait_for_status(storage, address, DONE)
+    host, seen = wait_for_status(storage, address, DONE)
 
     assert host.status == "active", host.reason
+    assert "disassociated" not in seen  # bootstrapping until the manager registered it
     assert host.reason == {}
     assert bus.call("container.node_registered", manager, address) is True
     assert f"investigate {address}: register" in host_workers["services"].log()  # not membership
@@ -72,10 +73,11 @@ def test_a_failed_registration_and_a_missing_cluster_network_fail_the_host_namin
 
     add_host(address)  # both are investigated at once
     add_host(other_address)
-    unregistered, _ = wait_for_status(storage, address, DONE)
+    unregistered, seen = wait_for_status(storage, address, DONE)
     no_network, _ = wait_for_status(storage, other_address, DONE)
 
     assert unregistered.status == "failed"
+    assert "disassociated" not in seen
     assert unregistered.reason["step"] == "register"
     assert "StorageLookupError" in unregistered.reason["output"]
     assert unknown_manager in unregistered.reason["output"]
