@@ -63,10 +63,10 @@ class StorageClient:
 
     def get(self, model: M) -> M:
         """The stored record ``model`` identifies (its key is enough)."""
-        return self._one("get", model)
+        return self._one("get", model, self._identity)
 
     def get_many(self, models: Sequence[M]) -> list[M]:
-        return self._many("get", models)
+        return self._many("get", models, self._identity)
 
     def save(self, model: M) -> M:
         """Validate locally, store, and return the record as stored.
@@ -77,20 +77,20 @@ class StorageClient:
                 ``CoercionError``).
         """
         model._prepare()
-        return self._one("save", model)
+        return self._one("save", model, self._payload)
 
     def save_many(self, models: Sequence[M]) -> list[M]:
         """Store several records of one type: all are validated before any is written."""
         for model in models:
             model._prepare()
-        return self._many("save", models)
+        return self._many("save", models, self._payload)
 
     def delete(self, model: Model) -> None:
-        self._send("delete", type(model), self._payload(model))
+        self._send("delete", type(model), self._identity(model))
 
     def delete_many(self, models: Sequence[Model]) -> None:
         if models:
-            self._send("delete", type(models[0]), [self._payload(m) for m in _one_type(models)])
+            self._send("delete", type(models[0]), [self._identity(m) for m in _one_type(models)])
 
     def list(self, list_model: type[L]) -> L:
         """Every stored record of ``list_model``'s child type, as ``list_model``."""
@@ -125,22 +125,36 @@ class StorageClient:
             raise TypeError("register_callback needs the service: StorageClient(self)")
         register_callback(self._owner, callback, model_type, event, broadcast)
 
-    def _one(self, method: str, model: M) -> M:
-        result = self._send(method, type(model), self._payload(model))
+    def _one(self, method: str, model: M, payload: Callable[[Model], Any]) -> M:
+        result = self._send(method, type(model), payload(model))
         return cast(M, self._model(type(model), result))
 
-    def _many(self, method: str, models: Sequence[M]) -> builtins.list[M]:
+    def _many(
+        self, method: str, models: Sequence[M], payload: Callable[[Model], Any]
+    ) -> builtins.list[M]:
         if not models:
             return []
         cls = type(_one_type(models)[0])
-        results = self._send(method, cls, [self._payload(m) for m in models])
+        results = self._send(method, cls, [payload(m) for m in models])
         return [self._model(cls, r) for r in results]  # type: ignore[misc]
 
     def _send(self, method: str, cls: type[Model], payload: Any) -> Any:
         return self.bus.call(f"{self.prefix}.{method}", cls.__name__, payload, timeout=self.timeout)
 
     def _payload(self, model: Model) -> Any:
-        data = model.to_dict()
+        return self._sealed(model, model.to_dict())
+
+    def _identity(self, model: Model) -> Any:
+        """What names ``model`` to get or delete it: its key, and its ``source`` when set."""
+        if model.primary_key_field is None:
+            return self._payload(model)  # not a stored record: the service says so
+        data = {model.primary_key_field: model.primary_key}
+        source = getattr(model, "source", None)
+        if source:
+            data["source"] = source
+        return self._sealed(model, data)
+
+    def _sealed(self, model: Model, data: dict[str, Any]) -> Any:
         return self.sealer.seal(data) if isinstance(model, SecretModel) else data
 
     def _model(self, cls: type[Model], data: Any) -> Model:

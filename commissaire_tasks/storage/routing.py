@@ -66,9 +66,9 @@ class HandlerTable:
             self._add(definition, record_models)
         self._add_defaults(record_models)
 
-    def for_model(self, model: type[Model] | Model) -> HandlerEntry:
-        """The handler that keeps ``model`` (an instance may pick one by its ``source``)."""
-        source = getattr(model, "source", "") if isinstance(model, Model) else ""
+    def for_model(self, model: type[Model] | Model, source: str = "") -> HandlerEntry:
+        """The handler that keeps ``model``; a ``source`` (given, or the instance's) picks one."""
+        source = source or (getattr(model, "source", "") if isinstance(model, Model) else "")
         if source and source in self._entries:
             return self._entries[source]
         cls = model if isinstance(model, type) else type(model)

@@ -78,7 +78,7 @@ class StorageService(CommissaireService):
         cls = _record_class(model_type_name)
         found = []
         for key, source in [self._identify(cls, data) for data in _records(model_json_data)]:
-            entry = self.handlers.for_model(cls.new(**{_key_field(cls): key, **source}))
+            entry = self.handlers.for_model(cls, source)
             record = entry.handler.get(cls.__name__, key)
             found.append(self._render(self._complete(cls.from_dict(record.data))))
         return found if isinstance(model_json_data, list) else found[0]
@@ -88,7 +88,7 @@ class StorageService(CommissaireService):
         cls = _record_class(model_type_name)
         keys = [self._identify(cls, data) for data in _records(model_json_data)]
         for index, (key, source) in enumerate(keys):
-            entry = self.handlers.for_model(cls.new(**{_key_field(cls): key, **source}))
+            entry = self.handlers.for_model(cls, source)
             outcome = entry.handler.delete(cls.__name__, key, _write_id(message, index))
             self._announce(cls, outcome)
 
@@ -173,8 +173,8 @@ class StorageService(CommissaireService):
         if problems:
             raise ValidationError(f"invalid Cluster: {'; '.join(problems)}", errors=problems)
 
-    def _identify(self, cls: type[Model], data: Any) -> tuple[str, dict[str, Any]]:
-        """The key named by identifying data, plus ``source`` when given (Hosts)."""
+    def _identify(self, cls: type[Model], data: Any) -> tuple[str, str]:
+        """The key named by identifying data, and its ``source`` ('' when not given; Hosts)."""
         data = self.sealer.unseal(data) if is_sealed(data) else data
         field = _key_field(cls)
         key = (
@@ -187,7 +187,9 @@ class StorageService(CommissaireService):
         if not isinstance(key, str) or not key:
             raise InvalidParams(f"{cls.__name__} lookup needs a non-empty {field!r}")
         source = data.get("source") if isinstance(data, dict) else None
-        return key, ({"source": source} if source else {})
+        if not isinstance(source, str) or "source" not in cls.model_fields:
+            source = ""
+        return key, source
 
     def _complete(self, model: Model) -> Model:
         """Fill computed fields: a Cluster's host counts."""
