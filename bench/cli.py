@@ -63,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=None, help="rounds at the reference pool size")
     p.add_argument("--sweep-rounds", type=int, default=None, help="rounds at other pool sizes")
     p.add_argument(
+        "--storage-rounds", type=int, default=None, help="rounds of the storage rows (full: 7)"
+    )
+    p.add_argument(
         "--calls",
         type=int,
         default=None,
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = (QUICK if args.quick else FULL).replace(
         rounds=args.rounds,
         sweep_rounds=args.sweep_rounds,
+        storage_rounds=args.storage_rounds,
         throughput_calls=args.throughput_calls,
         latency_calls=args.latency_calls,
         publish_calls=args.publish_calls,
@@ -165,7 +169,7 @@ def _storage_only(plan: Plan, options: Options, out: str) -> int:
         rows = measure_storage(
             server.url,
             plan.storage_calls,
-            max(1, plan.rounds - 1),
+            plan.storage_rounds,
             log_dir,
             options.loglevel,
             plan.call_timeout_s,

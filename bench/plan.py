@@ -34,7 +34,8 @@ class Plan:
         payload_calls: Calls per payload size (bytes -> calls) per system and round.
         payload_rounds: Rounds of the payload rows.
         drain_calls: Calls queued, then drained, for the memory row.
-        storage_calls: ``save`` (then ``get``) calls per store handler.
+        storage_calls: ``save`` (then ``get``) calls per store handler and round.
+        storage_rounds: Rounds of the storage rows (their ratios are per-round medians).
         bridge_calls: Calls per series of the bridge row (and per client of its 8).
         warmup_calls: Untimed calls before each timed series.
         ping_calls: Raw Redis PINGs for the reference row.
@@ -56,6 +57,7 @@ class Plan:
     payload_rounds: int = 3
     drain_calls: int = 100_000
     storage_calls: int = 300
+    storage_rounds: int = 7
     bridge_calls: int = 200
     warmup_calls: int = 10
     ping_calls: int = 2000
@@ -86,6 +88,7 @@ QUICK = Plan(
     payload_rounds=1,
     drain_calls=2000,
     storage_calls=10,
+    storage_rounds=1,
     bridge_calls=20,
     warmup_calls=3,
     ping_calls=200,

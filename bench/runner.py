@@ -138,7 +138,7 @@ def run(plan: Plan, options: Options, progress: Progress = lambda line: None) ->
             rows["storage"] = measure_storage(
                 broker_url,
                 plan.storage_calls,
-                max(1, plan.rounds - 1),
+                plan.storage_rounds,
                 log_dir,
                 options.loglevel,
                 plan.call_timeout_s,

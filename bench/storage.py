@@ -5,17 +5,25 @@ Each handler below gets a ``workers.storage`` worker on its own broker database
 (so the workers never share a ``storage`` queue) and is timed with sequential
 ``StorageClient`` calls. The Redis handler's database also runs the
 :mod:`bench.subscriber` service, whose callback stamps each created Host.
+
+Its saves are timed twice per round. ``save``: the subscriber at work on the same
+cores, as on a one-machine deployment. ``save_alone``: the save's own cost (the
+write and one publish per subscribing service), with the subscriber's worker
+paused (SIGSTOP) so its deliveries wait on its queue; it is resumed, and its queue
+drained, before the next row is timed.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import os
+import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +77,8 @@ def measure_storage(
 ) -> dict[str, Any]:
     """``{handler: {save_per_s, get_per_s, add_per_s, save_vs_add, get_vs_add}}``.
 
-    The Redis handler also has ``notify``. ``add_per_s`` is ``simple.add`` timed the
+    The Redis handler also has ``save_alone_per_s``, ``save_alone_vs_add`` (see the
+    module) and ``notify``. ``add_per_s`` is ``simple.add`` timed the
     same way in the same run (a ``workers.simple`` worker at -c 2), so the ratios say
     what a storage call costs against a trivial call. Needs a Redis broker of the
     bench's own: handler ``i`` uses database ``i + 1``, the reference the next one.
@@ -133,10 +142,12 @@ def measure_storage(
                 try:
                     client = StorageClient(Bus(app), timeout=timeout_s)
                     add = functools.partial(reference_bus.call, "simple.add", 1, 2)
+                    paused = None
                     if handler == NOTIFY_HANDLER:  # its saves are timed with the subscriber on
                         subscriber.wait_ready(READY_TIMEOUT_S)
                         _wait_for_subscription(client, broker, timeout_s)
-                    results[handler] = _time_handler(client, calls, rounds, add)
+                        paused = functools.partial(_paused, subscriber, broker, timeout_s)
+                    results[handler] = _time_handler(client, calls, rounds, add, paused)
                     results[handler].update(_ratios(results[handler]))
                     if handler == NOTIFY_HANDLER:
                         results[handler]["notify"] = _time_notifications(
@@ -165,13 +176,14 @@ def _reference_bus(worker: WorkerProcess, broker: str, timeout_s: float) -> tupl
 
 
 def _ratios(figures: dict[str, Any]) -> dict[str, Any]:
-    """save and get calls/s over ``simple.add`` calls/s: medians of per-round ratios."""
+    """Each row's calls/s over ``simple.add`` calls/s: medians of per-round ratios."""
     adds = figures["add_rounds"]
-    return {
-        "add_per_s": median(adds),
-        "save_vs_add": median([s / a for s, a in zip(figures["save_rounds"], adds, strict=True)]),
-        "get_vs_add": median([g / a for g, a in zip(figures["get_rounds"], adds, strict=True)]),
-    }
+    ratios = {"add_per_s": median(adds)}
+    for row in ("save", "save_alone", "get"):
+        if f"{row}_rounds" in figures:
+            per_round = zip(figures[f"{row}_rounds"], adds, strict=True)
+            ratios[f"{row}_vs_add"] = median([rate / add for rate, add in per_round])
+    return ratios
 
 
 def _drop_table(url: str, table: str) -> None:
@@ -198,33 +210,89 @@ def _summary(exc: Exception) -> str:
 
 
 def _time_handler(
-    client: StorageClient, calls: int, rounds: int, add: Callable[[], Any]
+    client: StorageClient,
+    calls: int,
+    rounds: int,
+    add: Callable[[], Any],
+    paused: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
 ) -> dict[str, Any]:
-    """save and get calls/s per round, each round beside ``simple.add`` calls/s."""
-    saves: list[float] = []
-    gets: list[float] = []
-    adds: list[float] = []
+    """save and get calls/s per round, each round beside ``simple.add`` calls/s.
+
+    A round times ``calls`` calls of each row in blocks of :data:`BLOCK`, the rows
+    taking turns block by block (in an order that rotates), so a change in the
+    machine's speed during the round reaches every row alike. With ``paused`` (the
+    subscriber's worker paused while a block runs) the saves are also timed alone:
+    ``save_alone``.
+    """
     stored = [_host() for _ in range(calls)]
     for host in stored:  # what the get rows read
         client.save(host)
     keys = [models.Host.new(address=h.address) for h in stored]
-    for round_ in range(rounds):
-        hosts = [_host() for _ in range(calls)]
-        timed = [
-            (adds, add),
-            (saves, _each(client.save, hosts)),
-            (gets, _each(client.get, keys)),
-        ]
-        for rates, call in timed[round_ % 3 :] + timed[: round_ % 3]:  # no row always follows saves
-            rates.append(calls / sum(time_calls(call, calls)))
-    return {
-        "save_per_s": median(saves),
-        "get_per_s": median(gets),
-        "save_rounds": saves,
-        "get_rounds": gets,
-        "add_rounds": adds,
-        "calls": calls,
+    get = _each(client.get, keys * (rounds + 1))
+    rows: dict[str, Callable[[int], float]] = {
+        "add": functools.partial(_seconds, add),
+        "save": functools.partial(_seconds, _each(client.save, _hosts(calls * rounds))),
+        "get": functools.partial(_seconds, get),
     }
+    if paused is not None:
+        alone = _each(client.save, _hosts(calls * rounds))
+        rows["save_alone"] = functools.partial(_paused_seconds, paused, alone)
+    rates: dict[str, list[float]] = {row: [] for row in rows}
+    names = list(rows)
+    for round_ in range(rounds):
+        spent = dict.fromkeys(rows, 0.0)
+        for block, done in enumerate(range(0, calls, BLOCK)):
+            shift = (round_ + block) % len(names)  # no row always follows the same one
+            for row in names[shift:] + names[:shift]:
+                spent[row] += rows[row](min(BLOCK, calls - done))
+        for row in rows:
+            rates[row].append(calls / spent[row])
+    figures: dict[str, Any] = {f"{row}_rounds": values for row, values in rates.items()}
+    figures.update({f"{row}_per_s": median(rates[row]) for row in names if row != "add"})
+    figures["calls"] = calls
+    return figures
+
+
+#: Calls per block of one row within a round (see :func:`_time_handler`).
+BLOCK = 50
+
+
+def _seconds(call: Callable[[], Any], calls: int) -> float:
+    return sum(time_calls(call, calls))
+
+
+def _paused_seconds(
+    paused: Callable[[], contextlib.AbstractContextManager[None]],
+    call: Callable[[], Any],
+    calls: int,
+) -> float:
+    with paused():
+        return _seconds(call, calls)
+
+
+@contextlib.contextmanager
+def _paused(worker: WorkerProcess, broker: str, timeout_s: float) -> Iterator[None]:
+    """``worker`` stopped (SIGSTOP) while the block runs; then resumed, its queue drained."""
+    pids = [worker.pid, *worker.pool_pids()]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    queue = redis.Redis.from_url(broker)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while queue.llen(SUBSCRIBER_QUEUE) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.05)  # the last deliveries taken off the queue run
+    finally:
+        queue.close()
+
+
+def _hosts(calls: int) -> list[models.Host]:
+    return [_host() for _ in range(calls)]
 
 
 def _time_notifications(
