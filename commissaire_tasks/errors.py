@@ -66,6 +66,18 @@ __all__ = [
 class CommissaireTasksError(Exception):
     """Root of every error raised by commissaire-tasks."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pool process hands exceptions to its worker by pickle (billiard's pipe, never
+        # the wire). Rebuilt from its message and fields, not by calling its constructor
+        # again (whose arguments differ from the message): one that could not be rebuilt
+        # would kill the worker's result handler.
+        return (_rebuilt, (type(self), self.args), self.__dict__)
+
+
+def _rebuilt(cls: type[CommissaireTasksError], args: tuple[Any, ...]) -> CommissaireTasksError:
+    """An error of ``cls`` with ``args`` (its fields are restored by pickle after)."""
+    return cls.__new__(cls, *args)
+
 
 class ConfigurationError(CommissaireTasksError):
     """Raised when settings, a config file or a store handler's options are invalid."""
@@ -88,9 +100,6 @@ class NoRouteError(BusError):
         detail = f": {reason}" if reason else ""
         super().__init__(f"no queue is bound to routing key {routing_key!r}{detail}")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.routing_key, self.reason))
-
 
 class CallTimeout(BusError):
     """Raised when a call got no answer within the caller's timeout."""
@@ -100,9 +109,6 @@ class CallTimeout(BusError):
         self.timeout_s = timeout_s
         super().__init__(f"no answer from {routing_key!r} within {timeout_s:g} s")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.routing_key, self.timeout_s))
-
 
 class BrokerUnavailable(BusError):
     """Raised when the broker or result backend cannot be reached within the caller's timeout."""
@@ -111,11 +117,6 @@ class BrokerUnavailable(BusError):
         self.routing_key = routing_key
         self.reason = reason
         super().__init__(f"cannot reach the broker for {routing_key!r}: {reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # A pool process hands exceptions to its worker by pickle (billiard's pipe, never
-        # the wire): one that cannot be rebuilt from its arguments kills the worker.
-        return (type(self), (self.routing_key, self.reason))
 
 
 class ModelError(CommissaireTasksError):
@@ -128,9 +129,6 @@ class ValidationError(ModelError):
     def __init__(self, message: str, errors: list[str] | None = None) -> None:
         self.errors = list(errors or [])
         super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.errors))
 
 
 class CoercionError(ValidationError):
@@ -162,9 +160,6 @@ class RemoteProcedureCallError(CommissaireTasksError):
     @property
     def exception_type(self) -> str:
         return str(self.data.get("exception", type(self).__name__))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, self.code, self.data))
 
 
 class ParseError(RemoteProcedureCallError):

@@ -26,15 +26,8 @@ from typing import Any
 
 from celery import Celery
 
-from ..errors import (
-    InternalError,
-    InvalidParams,
-    MethodNotFound,
-    error_from_jsonrpc,
-    jsonrpc_error,
-)
-from .publish import check_size
-from .results import failure_as_jsonrpc
+from ..errors import InternalError, InvalidParams, MethodNotFound, jsonrpc_error
+from .publish import check_size, run_here, value_of
 from .tasks import LateAckTask, ServiceTask
 
 __all__ = ["BATCH_TASK", "MAX_MESSAGES", "Call", "chunk_size", "install", "split", "values_of"]
@@ -86,10 +79,7 @@ def values_of(outcomes: Any, expected: int) -> list[Any]:
     if not well_formed or not all(isinstance(outcome, dict) for outcome in outcomes):
         error = InternalError("a chunk of calls was answered with something else")
         return [error] * expected
-    return [
-        error_from_jsonrpc(outcome["error"]) if "error" in outcome else outcome.get("result")
-        for outcome in outcomes
-    ]
+    return [value_of(outcome) for outcome in outcomes]
 
 
 def install(app: Celery) -> None:
@@ -118,10 +108,7 @@ def _outcome(target: Any, routing_key: str, call: Any, call_id: str) -> dict[str
     if not _is_call(call):
         return {"error": jsonrpc_error(InvalidParams("a call is [args list, kwargs object]"))}
     args, kwargs = call
-    outcome = target.apply(args=args, kwargs=kwargs, task_id=call_id, routing_key=routing_key)
-    if outcome.failed():
-        return {"error": failure_as_jsonrpc(outcome.result)}
-    return {"result": outcome.result}
+    return run_here(target, routing_key, args, kwargs, call_id)
 
 
 def _is_call(call: Any) -> bool:

@@ -34,7 +34,7 @@ from . import lean_publish
 from .reprs import shown
 from .results import UNREACHABLE, failure_as_jsonrpc
 
-__all__ = ["check_size", "local_task", "run_inline", "send"]
+__all__ = ["check_size", "local_task", "run_here", "run_inline", "send", "value_of"]
 
 #: Celery's own tasks (chords, backend cleanup) pass through untouched.
 _CELERY_PREFIX = "celery."
@@ -126,13 +126,31 @@ def run_inline(
 ) -> EagerResult:
     """Run ``task`` here; its result fails with the error a remote caller would get."""
     call_id = call_id or str(uuid.uuid4())
+    outcome = run_here(task, routing_key, args, kwargs, call_id)
+    state = states.FAILURE if "error" in outcome else states.SUCCESS
+    result = EagerResult(call_id, value_of(outcome), state)
+    result.routing_key = routing_key
+    return result
+
+
+def run_here(
+    task: Any, routing_key: str, args: Sequence[Any], kwargs: Mapping[str, Any], call_id: str
+) -> dict[str, Any]:
+    """Run ``task`` in this process: ``{"result": value}`` or ``{"error": <JSON-RPC error>}``.
+
+    The outcome a remote caller would decode (:func:`value_of`); ``call_many``'s chunks
+    carry one per call.
+    """
     outcome = task.apply(
         args=list(args), kwargs=dict(kwargs), task_id=call_id, routing_key=routing_key
     )
     if outcome.failed():
-        error = error_from_jsonrpc(failure_as_jsonrpc(outcome.result))
-        result = EagerResult(call_id, error, states.FAILURE)
-    else:
-        result = EagerResult(call_id, outcome.result, states.SUCCESS)
-    result.routing_key = routing_key
-    return result
+        return {"error": failure_as_jsonrpc(outcome.result)}
+    return {"result": outcome.result}
+
+
+def value_of(outcome: Mapping[str, Any]) -> Any:
+    """The value of a :func:`run_here` outcome; a failure as its error (an exception)."""
+    if "error" in outcome:
+        return error_from_jsonrpc(outcome["error"])
+    return outcome.get("result")
