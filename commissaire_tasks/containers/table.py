@@ -5,8 +5,10 @@ Each process of the container service builds its managers from storage
 nothing (the original only learnt managers from notifications). A change
 notification reaches one process of the service; it bumps a generation counter
 in Redis, and every process compares its generation with Redis's (one GET) before
-each call and reloads when they differ. So every process sees a created, updated
-or deleted config from the call after its notification was handled.
+each call and reloads when they differ. So every process sees an updated or
+deleted config from the call after its notification was handled. A name it does
+not know is asked of storage before it is called unknown, so a call right after
+a config's save finds the manager even before the notification is handled.
 """
 
 from __future__ import annotations
@@ -59,10 +61,7 @@ class ManagerTable:
         self.refresh()
         entry = self._managers.get(name)
         if entry is None:
-            raise StorageLookupError(
-                f"no container manager {name!r}: no ContainerManagerConfig of that name is stored",
-                data={"model": "ContainerManagerConfig", "name": name},
-            )
+            entry = self._load(name)
         if isinstance(entry, ConfigurationError):
             raise ContainerManagerError(
                 f"container manager {name!r} cannot be used: {entry}",
@@ -89,6 +88,18 @@ class ManagerTable:
             TrivialManager(config.name, self.client).forget()
         self.client.incr(GENERATION_KEY)
         self.logger.info("container manager %s %s; managers reload", config.name, event)
+
+    def _load(self, name: str) -> ContainerManager | ConfigurationError:
+        """A config saved since the last reload, its notification not handled yet."""
+        try:
+            config = self.storage.get(ContainerManagerConfig.new(name=name))
+        except StorageLookupError:
+            raise StorageLookupError(
+                f"no container manager {name!r}: no ContainerManagerConfig of that name is stored",
+                data={"model": "ContainerManagerConfig", "name": name},
+            ) from None
+        entry = self._managers[name] = self._build(config)
+        return entry
 
     def _build(self, config: ContainerManagerConfig) -> ContainerManager | ConfigurationError:
         try:

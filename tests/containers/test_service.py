@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
+import redis
 
 from commissaire_tasks import bus
+from commissaire_tasks.containers.table import ManagerTable
+from commissaire_tasks.containers.trivial import TrivialManager
 from commissaire_tasks.errors import ContainerManagerError, InvalidParams, StorageLookupError
 from commissaire_tasks.models import ContainerManagerConfig
+from commissaire_tasks.storage.client import StorageClient
+from commissaire_tasks.testing import RedisServer
 
 from .apiserver import FakeNodeAPIServer
 from .conftest import ContainerWorkers, Save, unique_name, wait_until
@@ -52,6 +58,23 @@ def test_an_unknown_manager_is_a_lookup_error_and_bad_params_are_refused(
         bus.call("container.register_node", "", "10.4.1.1")
     with pytest.raises(InvalidParams):
         bus.call("container.get_node_status", "x", "10.4.1.1", raw="yes")
+
+
+def test_a_config_saved_a_moment_ago_is_found_before_its_notification_is_handled(
+    workers: ContainerWorkers, saved: Save, redis_server: RedisServer
+) -> None:
+    # A process whose generation counter never moves: the notification "has not arrived".
+    quiet = redis.Redis(host="127.0.0.1", port=redis_server.port, db=1)
+    table = ManagerTable(StorageClient(), quiet, logging.getLogger("test"))
+    table.names()  # loaded before the save
+    name = unique_name("cm")
+    saved(ContainerManagerConfig.new(name=name, type="trivial"))
+
+    assert isinstance(table.get(name), TrivialManager)
+    with pytest.raises(StorageLookupError) as caught:
+        table.get(unique_name("nobody"))
+    assert caught.value.code == -20000 and "no container manager" in caught.value.message
+    assert quiet.dbsize() == 0
 
 
 def test_managers_and_their_nodes_survive_a_restart_of_the_service(
