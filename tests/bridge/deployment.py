@@ -101,5 +101,3 @@ def deployment_env(broker_url: str, backend: str | None, store_url: str, unique:
     if backend:
         env["COMMISSAIRE_RESULT_BACKEND"] = backend
     return env
-
-

@@ -150,5 +150,3 @@ def test_a_notification_is_forwarded_and_gets_no_reply(
     client.notify("ledger.tally", {"run": run, "token": 7})
     ledger = redis.Redis.from_url(deployment.env["TEST_RECORD_URL"])
     wait_for(lambda: ledger.smembers(f"ledger:{run}:tokens") == {b"7"}, 15)
-
-

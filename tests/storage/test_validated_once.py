@@ -38,9 +38,7 @@ def passes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def service(
-    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
-) -> StorageService:
+def service(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> StorageService:
     monkeypatch.setenv("COMMISSAIRE_SECRETS_KEY", Fernet.generate_key().decode())
     monkeypatch.setenv("COMMISSAIRE_STORE_URL", redis_server.url)
     return make_service(StorageService, handlers=HandlerTable(MEMORY))
